@@ -1,0 +1,199 @@
+"""Async client for the Graph groups endpoints.
+
+Every failure leaves as `GraphError` with a `category` the domain maps to a CAMS code:
+`not_eligible` (131215), `throttled` (4, 17, 80007, 131208, HTTP 429), `unavailable`
+(connection failures, timeouts, 5xx, transient codes 1 and 2) and `rejected` (anything else).
+
+Retries with exponential backoff and jitter cover throttling and unavailability. A POST that timed
+out after the request was sent is *not* retried: Meta may have acted on it, and a second create
+would make a second group. The caller then reports ChannelError.Unavailable and a later sync
+reconciles what Meta did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from opencams.channel.errors import (
+    NOT_ELIGIBLE_CODES,
+    THROTTLE_CODES,
+    TRANSIENT_CODES,
+    Category,
+    GraphError,
+)
+from opencams.channel.types import CreatedGroupRequest, GroupInfo, GroupPage, GroupSummary
+
+
+def _classify(status: int, body: Any) -> GraphError:
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        category: Category = "unavailable" if status >= 500 or status == 429 else "rejected"
+        if status == 429:
+            category = "throttled"
+        return GraphError(category, f"HTTP {status} without a Graph error body", http_status=status)
+    raw_code = error.get("code")
+    code = int(raw_code) if isinstance(raw_code, int | str) and str(raw_code).isdigit() else None
+    message = str(error.get("message") or "unknown Graph error")
+    if code in NOT_ELIGIBLE_CODES:
+        category = "not_eligible"
+    elif code in THROTTLE_CODES or status == 429:
+        category = "throttled"
+    elif code in TRANSIENT_CODES or status >= 500 or error.get("is_transient") is True:
+        category = "unavailable"
+    else:
+        category = "rejected"
+    return GraphError(category, message, code=code, http_status=status)
+
+
+def _should_retry(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, GraphError)
+        and exc.retry_safe
+        and exc.category in ("throttled", "unavailable")
+    )
+
+
+class GraphClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        max_attempts: int = 3,
+        backoff: float = 0.2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            headers={"user-agent": "opencams"},
+        )
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _once(
+        self, method: str, path: str, token: str, *, json: Any = None, params: Any = None
+    ) -> Any:
+        try:
+            response = await self._http.request(
+                method,
+                path.lstrip("/"),
+                json=json,
+                params=params,
+                headers={"authorization": f"Bearer {token}"},
+            )
+        except httpx.ConnectError as exc:
+            raise GraphError("unavailable", f"cannot connect to Graph: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            # Connect and pool timeouts mean the request never left; read/write timeouts may
+            # mean Meta acted on it already.
+            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise GraphError(
+                "unavailable",
+                f"Graph did not answer in time ({type(exc).__name__})",
+                retry_safe=not (sent and method != "GET"),
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise GraphError(
+                "unavailable", f"Graph transport error: {exc}", retry_safe=method == "GET"
+            ) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success and isinstance(body, dict):
+            return body
+        if response.is_success:
+            raise GraphError("unavailable", "Graph answered with a body that is not JSON")
+        raise _classify(response.status_code, body)
+
+    async def _call(
+        self, method: str, path: str, token: str, *, json: Any = None, params: Any = None
+    ) -> Any:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=wait_exponential_jitter(initial=self._backoff, max=max(self._backoff * 8, 0.001)),
+            retry=retry_if_exception(_should_retry),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(method, path, token, json=json, params=params)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def create_group(
+        self,
+        phone_number_id: str,
+        token: str,
+        *,
+        subject: str,
+        description: str | None,
+        join_approval_mode: str | None = None,
+    ) -> CreatedGroupRequest:
+        payload: dict[str, Any] = {"messaging_product": "whatsapp", "subject": subject}
+        if description:
+            payload["description"] = description
+        if join_approval_mode:
+            payload["join_approval_mode"] = join_approval_mode
+        body = await self._call("POST", f"{phone_number_id}/groups", token, json=payload)
+        # Meta documents `request_id`; some proxies answer `id` or `group_id` (spec §1.2).
+        request_id = body.get("request_id") or body.get("id") or body.get("group_id")
+        if not request_id:
+            raise GraphError("rejected", "Graph accepted the group but returned no request id")
+        return CreatedGroupRequest(request_id=str(request_id))
+
+    async def list_groups(
+        self, phone_number_id: str, token: str, *, limit: int = 100, after: str | None = None
+    ) -> GroupPage:
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        body = await self._call("GET", f"{phone_number_id}/groups", token, params=params)
+        data = body.get("data")
+        raw_groups = data.get("groups", []) if isinstance(data, dict) else data or []
+        groups = [
+            GroupSummary(
+                id=str(g["id"]),
+                subject=str(g.get("subject", "")),
+                created_at=str(g.get("created_at", "")),
+            )
+            for g in raw_groups
+            if isinstance(g, dict) and "id" in g
+        ]
+        paging = body.get("paging") or {}
+        cursors = paging.get("cursors") or {}
+        after_cursor = cursors.get("after") if paging.get("next") else None
+        return GroupPage(groups=groups, after=after_cursor)
+
+    async def get_group(self, group_id: str, token: str) -> GroupInfo:
+        fields = (
+            "subject,description,suspended,join_approval_mode,total_participant_count,participants"
+        )
+        body = await self._call("GET", group_id, token, params={"fields": fields})
+        participants = [
+            str(p.get("wa_id") or p.get("user_id"))
+            for p in body.get("participants") or []
+            if isinstance(p, dict) and (p.get("wa_id") or p.get("user_id"))
+        ]
+        count = body.get("total_participant_count")
+        return GroupInfo(
+            id=str(body.get("id", group_id)),
+            subject=body.get("subject"),
+            description=body.get("description"),
+            suspended=str(body.get("suspended", "false")).lower() == "true",
+            join_approval_mode=body.get("join_approval_mode"),
+            total_participant_count=int(count) if count is not None else None,
+            participants=participants,
+        )

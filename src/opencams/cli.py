@@ -1,0 +1,186 @@
+"""The `opencams` command: serve, apply, db, sandbox, demo-credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from opencams import __version__
+from opencams.config import Settings, load_settings
+from opencams.store import db
+from opencams.store.crypto import SecretKeyError, secret_box
+from opencams.store.provision import ProvisionError, apply, load_file
+from opencams.store.repo import Store
+
+app = typer.Typer(
+    help="opencams: a self-hosted, SDK-compatible CAMS chat-group API with a WhatsApp simulator.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema: upgrade and inspect.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _self_url(host: str, port: int) -> str:
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    if ":" in reachable and not reachable.startswith("["):
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}"
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the CAMS endpoint, the webhook receiver and (by default) the simulator."""
+    from opencams.app import Runtime, create_app
+
+    settings = _settings()
+    try:
+        application = create_app(settings, Runtime(self_url=_self_url(host, port)))
+    except (db.SchemaError, SecretKeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command("apply")
+def apply_cmd(
+    file: Annotated[Path, typer.Argument(help="Provisioning YAML (docs/provisioning.md).")],
+) -> None:
+    """Provision accounts, keys, spaces and numbers from FILE. Idempotent; validates first."""
+    settings = _settings()
+
+    async def run() -> None:
+        spec = load_file(file)
+        db.check_ready(settings.database_url)
+        store = Store(db.make_async_engine(settings.database_url))
+        try:
+            report = await apply(store, secret_box(settings), spec)
+        finally:
+            await store.dispose()
+        for line in report.created:
+            typer.echo(f"created  {line}")
+        for line in report.changed:
+            typer.echo(f"changed  {line}")
+        if report.is_noop:
+            typer.echo(f"no changes ({report.unchanged} items already as the file says)")
+
+    try:
+        asyncio.run(run())
+    except ProvisionError as exc:
+        typer.echo(f"error: {file} was not applied; nothing was written:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(1) from exc
+    except (db.SchemaError, SecretKeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command("demo-credentials")
+def demo_credentials(
+    file: Annotated[Path, typer.Argument(help="Provisioning YAML.")],
+    endpoint: Annotated[
+        str, typer.Option(help="host:port the server listens on.")
+    ] = "127.0.0.1:8080",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the endpoint and the first account's first AccessKey, space and number in FILE."""
+    try:
+        spec = load_file(file)
+    except ProvisionError as exc:
+        typer.echo("\n".join(exc.problems), err=True)
+        raise typer.Exit(1) from exc
+    account = next((a for a in spec.accounts if a.access_keys), None)
+    if account is None:
+        typer.echo(f"error: {file} defines no account with an access key", err=True)
+        raise typer.Exit(1)
+    key = account.access_keys[0]
+    space = account.spaces[0] if account.spaces else None
+    number = space.business_numbers[0].number if space and space.business_numbers else None
+    info = {
+        "endpoint": endpoint,
+        "protocol": "HTTP",
+        "access_key_id": key.id,
+        "access_key_secret": key.secret,
+        "cust_space_id": space.id if space else None,
+        "business_number": number,
+    }
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo("opencams demo credentials (use them with the official SDK, see README):")
+    for name, value in info.items():
+        typer.echo(f"  {name:<18} {value}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the schema to the newest revision."""
+    settings = _settings()
+    try:
+        before, after = db.upgrade(settings.database_url)
+    except db.SchemaError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if before == after:
+        typer.echo(f"schema is up to date (revision {after})")
+    else:
+        typer.echo(f"schema upgraded from {before or '(empty)'} to {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database and the newest one this version knows."""
+    settings = _settings()
+    current = db.current_revision(settings.database_url)
+    typer.echo(f"database: {current or '(empty)'}; newest known: {db.head_revision()}")
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    callback: Annotated[str | None, typer.Option(help="URL signed webhooks are POSTed to.")] = None,
+    app_secret: Annotated[
+        str, typer.Option(help="App secret that signs webhooks (X-Hub-Signature-256).")
+    ] = "",
+    webhook_delay: Annotated[float, typer.Option(help="Seconds before a webhook is sent.")] = 1.0,
+) -> None:
+    """Run the WhatsApp simulator on its own (Graph at /graph/v23.0, controls at /control)."""
+    from opencams.sandbox import SandboxConfig, Simulator
+
+    if not app_secret:
+        typer.echo("error: --app-secret is required to sign webhooks", err=True)
+        raise typer.Exit(2)
+    simulator = Simulator(
+        SandboxConfig(callback_url=callback, app_secret=app_secret, webhook_delay=webhook_delay)
+    )
+    typer.echo(f"simulator: Graph base URL http://{host}:{port}/graph/v23.0")
+    uvicorn.run(simulator.app, host=host, port=port, access_log=False)
+
+
+def main() -> None:
+    app()

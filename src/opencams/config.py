@@ -1,0 +1,74 @@
+"""All settings in one place: environment variables `OPENCAMS_*` (or a `.env`-style settings file).
+
+See docs/configuration.md for the meaning of each setting.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_PATH = Path("var/opencams.db")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OPENCAMS_",
+        env_file=None,
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_SQLITE_PATH}",
+        description="SQLAlchemy URL; sqlite:///path or postgresql://user@host/db",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="32+ characters; secrets at rest are encrypted with a key derived from it. "
+        "When unset, a key file is generated under var/ on first use.",
+    )
+    secret_key_file: Path = Path("var/secret.key")
+    graph_base_url: str | None = Field(
+        default=None,
+        description="Graph API base, e.g. https://graph.facebook.com/v23.0. "
+        "Default: the built-in simulator of this server.",
+    )
+    sandbox: bool = True
+    sandbox_webhook_delay: float = Field(default=1.0, ge=0)
+    sandbox_callback_url: str | None = None
+    picture_fetch_allow_private: bool = False
+    redis_url: str | None = None
+    auth_mode: Literal["enforce", "soft"] = "enforce"
+    trusted_proxies: str = ""
+
+    # Wire tolerances (contract section 3).
+    timestamp_tolerance_seconds: int = 900
+    nonce_ttl_seconds: int = 900
+
+    # Graph connector.
+    graph_timeout_seconds: float = Field(default=10.0, gt=0)
+    graph_max_attempts: int = Field(default=3, ge=1, le=10)
+    graph_backoff_seconds: float = Field(default=0.2, ge=0)
+
+    # Business rules with vendor defaults.
+    max_groups_per_number: int = Field(default=10_000, ge=1)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("OPENCAMS_SECRET_KEY must be at least 32 characters")
+        return value
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,40 @@
+"""Typed requests of the chat-group actions, as decoded from the wire by `rpc.actions`.
+
+Required scalars are guaranteed non-empty by the wire layer (MissingParameter otherwise); the
+rules about their content live in `groups.validation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RawComplex:
+    """A decoded `Page`/`List` value; flattened values are always strings."""
+
+    value: Any
+    flattened: bool
+
+
+@dataclass(frozen=True)
+class AddChatGroupRequest:
+    cust_space_id: str
+    business_number: str
+    subject: str
+    description: str | None = None
+    channel_type: str | None = None
+    group_link: str | None = None
+
+
+@dataclass(frozen=True)
+class ListChatGroupRequest:
+    cust_space_id: str
+    business_number: str
+    page: RawComplex | None
+    channel_type: str | None = None
+    group_status: str | None = None
+    subject: str | None = None
+    group_type: str | None = None
+    group_link: str | None = None

@@ -1,0 +1,1 @@
+"""The CAMS wire: request parsing, signature verification, envelopes, errors, the action table."""

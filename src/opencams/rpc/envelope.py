@@ -1,0 +1,58 @@
+"""The two response envelopes (contract §3) and the request id.
+
+Success:  {"RequestId", "Code": "OK", "Success": true, ...fields}
+Business: HTTP 200 {"RequestId", "Code", "Message", "Success": false}
+Gateway:  HTTP 4xx/5xx {"RequestId", "HostId", "Code", "Message", "Recommend"}
+Every response carries the RequestId in the body and in `x-acs-request-id`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from starlette.responses import Response
+
+from opencams.rpc.errors import BusinessError, CamsError
+
+JSON_TYPE = "application/json;charset=utf-8"
+ERRORS_DOC = "https://github.com/opencams/opencams/blob/main/docs/errors.md"
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4()).upper()
+
+
+def _response(status: int, body: dict[str, Any], request_id: str) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status_code=status,
+        media_type=JSON_TYPE,
+        headers={"x-acs-request-id": request_id},
+    )
+
+
+def success(request_id: str, fields: dict[str, Any]) -> Response:
+    return _response(
+        200, {"RequestId": request_id, "Code": "OK", "Success": True, **fields}, request_id
+    )
+
+
+def failure(request_id: str, error: CamsError, host: str) -> Response:
+    if isinstance(error, BusinessError):
+        body: dict[str, Any] = {
+            "RequestId": request_id,
+            "Code": error.code,
+            "Message": error.message,
+            "Success": False,
+        }
+        return _response(200, body, request_id)
+    body = {
+        "RequestId": request_id,
+        "HostId": host,
+        "Code": error.code,
+        "Message": error.message,
+        "Recommend": f"{ERRORS_DOC}#{error.code.lower().replace('.', '')}",
+    }
+    return _response(error.status, body, request_id)

@@ -1,0 +1,223 @@
+"""Every error opencams can return, one class per wire `Code`.
+
+    CamsError                      (code, http status, message template)
+    ├── GatewayError               HTTP 4xx/5xx, body {RequestId, HostId, Code, Message, Recommend}
+    │   ├── MissingParameter, InvalidParameter, InvalidVersion, InvalidActionNotFound
+    │   ├── IncompleteSignature, SignatureDoesNotMatch
+    │   ├── InvalidAccessKeyIdNotFound, InvalidAccessKeyIdInactive
+    │   ├── InvalidTimeStampExpired, InvalidTimeStampFormat, SignatureNonceUsed
+    │   ├── InvalidSecurityTokenMismatch
+    │   ├── InternalError, ServiceUnavailable
+    └── BusinessError              HTTP 200, body {RequestId, Code, Message, Success: false}
+        ├── PageInvalid, ChannelTypeNotSupport, GroupStatusNotSupport, PhoneNumberError
+        ├── SubjectInvalid, DescriptionInvalid
+        ├── NoAuth, NotInAllowlist, ChatGroupNotFound, ChatGroupLimitExceeded
+        └── ChannelError*: NotEligible, Throttled, Unavailable, Rejected
+
+The split follows the official SDK: it raises on 4xx/5xx and returns 2xx bodies as responses
+(docs/errors.md lists every code with its cause).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CamsError(Exception):
+    code: ClassVar[str] = "InternalError"
+    status: ClassVar[int] = 500
+    template: ClassVar[str] = "{detail}"
+
+    def __init__(self, detail: str = "", **fields: Any) -> None:
+        self.detail = detail
+        self.fields = fields
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return self.template.format(detail=self.detail, **self.fields)
+
+
+class GatewayError(CamsError):
+    """The request never reached the operation."""
+
+
+class BusinessError(CamsError):
+    """The operation ran and refused; HTTP 200 with Success=false."""
+
+    status: ClassVar[int] = 200
+
+
+# --- gateway --------------------------------------------------------------------------------
+
+
+class MissingParameter(GatewayError):
+    code = "MissingParameter"
+    status = 400
+    template = (
+        'The input parameter "{name}" that is mandatory for processing this request is not '
+        "supplied."
+    )
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
+
+
+class InvalidParameter(GatewayError):
+    code = "InvalidParameter"
+    status = 400
+    template = 'The specified parameter "{name}" is not valid.{detail}'
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        super().__init__(f" {detail}" if detail else "", name=name)
+
+
+class InvalidVersion(GatewayError):
+    code = "InvalidVersion"
+    status = 400
+    template = "Specified parameter Version is not valid."
+
+
+class InvalidActionNotFound(GatewayError):
+    code = "InvalidAction.NotFound"
+    status = 404
+    template = "Specified api is not found, please check your url and method."
+
+
+class IncompleteSignature(GatewayError):
+    code = "IncompleteSignature"
+    status = 400
+    template = "The request signature does not conform to Aliyun standards. {detail}"
+
+
+class SignatureDoesNotMatch(GatewayError):
+    code = "SignatureDoesNotMatch"
+    status = 400
+    template = (
+        "Specified signature is not matched with our calculation. server string to sign is:{detail}"
+    )
+
+
+class InvalidAccessKeyIdNotFound(GatewayError):
+    code = "InvalidAccessKeyId.NotFound"
+    status = 404
+    template = "Specified access key is not found."
+
+
+class InvalidAccessKeyIdInactive(GatewayError):
+    code = "InvalidAccessKeyId.Inactive"
+    status = 400
+    template = "Specified access key is disabled."
+
+
+class InvalidTimeStampExpired(GatewayError):
+    code = "InvalidTimeStamp.Expired"
+    status = 400
+    template = "Specified time stamp or date value is expired.{detail}"
+
+
+class InvalidTimeStampFormat(GatewayError):
+    code = "InvalidTimeStamp.Format"
+    status = 400
+    template = "Specified time stamp or date value is not well formatted."
+
+
+class SignatureNonceUsed(GatewayError):
+    code = "SignatureNonceUsed"
+    status = 400
+    template = "Specified signature nonce was used already."
+
+
+class InternalError(GatewayError):
+    code = "InternalError"
+    status = 500
+    template = "The request processing has failed due to some unknown error, exception or failure."
+
+
+class ServiceUnavailable(GatewayError):
+    code = "ServiceUnavailable"
+    status = 503
+    template = "The request has failed due to a temporary failure of the server."
+
+
+# --- business -------------------------------------------------------------------------------
+
+
+class PageInvalid(BusinessError):
+    code = "InvalidParameter.PageInvalid"
+    template = "The Page parameter format is invalid: {detail}"
+
+
+class ChannelTypeNotSupport(BusinessError):
+    code = "InvalidParameter.ChannelTypeNotSupport"
+    template = "The channel type is not supported: {detail}"
+
+
+class GroupStatusNotSupport(BusinessError):
+    code = "InvalidParameter.GroupStatusNotSupport"
+    template = "The group status is not supported: {detail}"
+
+
+class PhoneNumberError(BusinessError):
+    code = "InvalidParameter.PhoneNumberError"
+    template = "The phone number is invalid: {detail}"
+
+
+class SubjectInvalid(BusinessError):
+    code = "InvalidParameter.SubjectInvalid"
+    template = "The group subject is invalid: {detail}"
+
+
+class DescriptionInvalid(BusinessError):
+    code = "InvalidParameter.DescriptionInvalid"
+    template = "The group description is invalid: {detail}"
+
+
+class NoAuth(BusinessError):
+    code = "Authentication.NoAuth"
+    # Deliberately says neither whether the space or the number was the miss (contract §3).
+    template = "You are not authorized to operate on this space or business number."
+
+
+class NotInAllowlist(BusinessError):
+    code = "Forbidden.NotInAllowlist"
+    template = (
+        "The chat-group API is a beta feature; this account is not on its allowlist. "
+        "Ask your administrator to allowlist the account."
+    )
+
+
+class ChatGroupNotFound(BusinessError):
+    code = "NotFound.ChatGroup"
+    template = "The chat group does not exist."
+
+
+class ChatGroupLimitExceeded(BusinessError):
+    code = "LimitExceeded.ChatGroup"
+    template = "The business number already has {limit} live groups, the maximum."
+
+
+class ChannelNotEligible(BusinessError):
+    code = "ChannelError.NotEligible"
+    template = "WhatsApp says this number may not use groups: {detail}"
+
+
+class ChannelThrottled(BusinessError):
+    code = "ChannelError.Throttled"
+    template = "WhatsApp rate limit reached, try again later: {detail}"
+
+
+class ChannelUnavailable(BusinessError):
+    code = "ChannelError.Unavailable"
+    template = "WhatsApp could not be reached: {detail}"
+
+
+class ChannelRejected(BusinessError):
+    code = "ChannelError.Rejected"
+    template = "WhatsApp rejected the request: {detail}"
+
+
+class InvalidSecurityTokenMismatch(GatewayError):
+    code = "InvalidSecurityToken.MismatchWithAccessKey"
+    status = 400
+    template = "The security token does not belong to this AccessKeyId."

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables, queries and Alembic migrations (SQLite and PostgreSQL)."""

@@ -1,0 +1,76 @@
+"""Secrets at rest: AccessKey secrets, Meta access tokens and the app secret are stored encrypted.
+
+The Fernet key (AES-128-CBC + HMAC-SHA256) is derived with HKDF from OPENCAMS_SECRET_KEY, or from
+a random key file created on first use when that setting is absent (the embedded default). Losing
+the key makes the stored secrets unreadable: back it up with the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from opencams.config import Settings
+
+
+class SecretKeyError(Exception):
+    """The secret key is missing, unreadable, or not the one the data was encrypted with."""
+
+
+def _derive(master: str) -> bytes:
+    raw = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"opencams-at-rest-v1", info=b"fernet"
+    ).derive(master.encode())
+    return base64.urlsafe_b64encode(raw)
+
+
+def _master_from_file(path: Path) -> str:
+    if path.exists():
+        value = path.read_text().strip()
+        if len(value) < 32:
+            raise SecretKeyError(f"{path} holds fewer than 32 characters")
+        return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting at once must not each write a different key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _master_from_file(path)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+class SecretBox:
+    def __init__(self, master: str) -> None:
+        self._fernet = Fernet(_derive(master))
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise SecretKeyError(
+                "a stored secret cannot be decrypted: OPENCAMS_SECRET_KEY (or the key file) "
+                "is not the key the data was written with"
+            ) from None
+
+
+@lru_cache(maxsize=8)
+def _box_for(master: str) -> SecretBox:
+    return SecretBox(master)
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    master = settings.secret_key or _master_from_file(settings.secret_key_file)
+    return _box_for(master)

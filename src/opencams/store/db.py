@@ -1,0 +1,137 @@
+"""Engines and schema versioning.
+
+The server speaks async SQLAlchemy (aiosqlite for SQLite, psycopg 3 for PostgreSQL); Alembic runs
+the same URLs through the synchronous drivers. SQLite is put in WAL mode with a busy timeout so
+that readers never block the writer and concurrent writers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class SchemaError(Exception):
+    """The database schema is not one this version of opencams can serve."""
+
+
+def _driver_urls(url: str) -> tuple[str, str]:
+    """Return (async_url, sync_url) for a user-facing SQLAlchemy URL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return (
+            parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False),
+            parsed.set(drivername="sqlite").render_as_string(hide_password=False),
+        )
+    if backend in ("postgresql", "postgres"):
+        both = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return both, both
+    raise SchemaError(
+        f"unsupported database URL scheme {parsed.drivername!r}: use sqlite or postgresql"
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash or power loss can
+    # lose the last commits. docs/configuration.md states the trade-off.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_async_engine(url: str) -> AsyncEngine:
+    async_url, _ = _driver_urls(url)
+    if async_url.startswith("sqlite"):
+        engine = create_async_engine(
+            async_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(async_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def make_sync_engine(url: str) -> Engine:
+    _, sync_url = _driver_urls(url)
+    if sync_url.startswith("sqlite"):
+        engine = create_engine(sync_url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(sync_url, pool_pre_ping=True)
+
+
+def _alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str:
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(url: str) -> str | None:
+    engine = make_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str) -> tuple[str | None, str]:
+    """Bring the schema to the newest revision; returns (before, after)."""
+    before = check_not_newer(url)
+    engine = make_sync_engine(url)
+    try:
+        command.upgrade(_alembic_config(engine), "head")
+    finally:
+        engine.dispose()
+    return before, head_revision()
+
+
+def check_not_newer(url: str) -> str | None:
+    """Refuse a database whose schema comes from a newer opencams."""
+    current = current_revision(url)
+    if current is None:
+        return None
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current not in known:
+        raise SchemaError(
+            f"the database schema is at revision {current}, which this opencams "
+            f"(newest revision {head_revision()}) does not know: it was written by a newer "
+            "version. Upgrade opencams; do not downgrade the database."
+        )
+    return current
+
+
+def check_ready(url: str) -> None:
+    """The server starts only on a database at exactly the newest schema."""
+    current = check_not_newer(url)
+    if current != head_revision():
+        raise SchemaError(
+            f"the database schema is at revision {current or '(empty)'}, not {head_revision()}: "
+            "run `opencams db upgrade` first"
+        )

@@ -1,0 +1,378 @@
+"""Declarative provisioning: `opencams apply FILE`.
+
+The file is validated whole (schema, uniqueness inside the file, conflicts with what the database
+already holds) before anything is written; then every change is written in one transaction.
+Applying the same file twice changes nothing. What the file does not mention is never deleted.
+Secrets are compared with the stored ones after decryption and stored only encrypted.
+The schema is documented in docs/provisioning.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opencams.store.crypto import SecretBox
+from opencams.store.repo import Store, now_ms
+from opencams.store.tables import access_keys, accounts, business_numbers, config_entries, spaces
+
+AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{16}$")]
+KeyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{8,64}$")]
+Secret = Annotated[str, StringConstraints(min_length=16, max_length=256)]
+SpaceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")]
+Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,20}$")]
+MetaId = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z._-]{1,64}$")]
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccessKeySpec(_Model):
+    id: KeyId
+    secret: Secret
+    status: Literal["Active", "Inactive"] = "Active"
+
+
+class NumberSpec(_Model):
+    number: Digits
+    phone_number_id: MetaId
+    waba_id: MetaId
+    access_token: NonEmpty
+
+
+class SpaceSpec(_Model):
+    id: SpaceId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    business_numbers: list[NumberSpec] = Field(default_factory=list)
+
+
+class AccountSpec(_Model):
+    id: AccountId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    chat_groups_allowlisted: bool = False
+    access_keys: list[AccessKeySpec] = Field(default_factory=list)
+    spaces: list[SpaceSpec] = Field(default_factory=list)
+
+
+class WhatsAppSpec(_Model):
+    app_secret: Secret | None = None
+    verify_token: Annotated[str, StringConstraints(min_length=8, max_length=256)] | None = None
+
+
+class ProvisionFile(_Model):
+    whatsapp: WhatsAppSpec | None = None
+    accounts: list[AccountSpec] = Field(default_factory=list)
+
+
+class ProvisionError(Exception):
+    """The file cannot be applied; `problems` lists every reason, nothing was written."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_file(path: Path) -> ProvisionFile:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProvisionError([f"{path}: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        raise ProvisionError([f"{path}: not valid YAML: {exc}"]) from exc
+    return parse(raw, str(path))
+
+
+def parse(raw: Any, source: str = "file") -> ProvisionFile:
+    if raw is None:
+        raw = {}
+    try:
+        spec = ProvisionFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            f"{source}: {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ProvisionError(problems) from exc
+    problems = _duplicates(spec)
+    if problems:
+        raise ProvisionError([f"{source}: {p}" for p in problems])
+    return spec
+
+
+def _duplicates(spec: ProvisionFile) -> list[str]:
+    problems: list[str] = []
+    seen: dict[str, set[str]] = {"account": set(), "key": set(), "space": set(), "pnid": set()}
+
+    def once(kind: str, value: str, label: str) -> None:
+        if value in seen[kind]:
+            problems.append(f"{label} {value!r} appears more than once")
+        seen[kind].add(value)
+
+    for account in spec.accounts:
+        once("account", account.id, "account id")
+        for key in account.access_keys:
+            once("key", key.id, "access key id")
+        for space in account.spaces:
+            once("space", space.id, "space id")
+            numbers: set[str] = set()
+            for number in space.business_numbers:
+                once("pnid", number.phone_number_id, "phone_number_id")
+                if number.number in numbers:
+                    problems.append(f"number {number.number!r} appears twice in space {space.id!r}")
+                numbers.add(number.number)
+    return problems
+
+
+@dataclass
+class Report:
+    created: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.created and not self.changed
+
+
+async def apply(store: Store, box: SecretBox, spec: ProvisionFile) -> Report:
+    report = Report()
+    async with store.tx() as conn:
+        problems = await _conflicts(conn, spec)
+        if problems:
+            raise ProvisionError(problems)
+        now = now_ms()
+        if spec.whatsapp is not None:
+            if spec.whatsapp.app_secret is not None:
+                await _config(
+                    conn, box, report, "whatsapp.app_secret", spec.whatsapp.app_secret, True, now
+                )
+            if spec.whatsapp.verify_token is not None:
+                await _config(
+                    conn,
+                    box,
+                    report,
+                    "whatsapp.verify_token",
+                    spec.whatsapp.verify_token,
+                    False,
+                    now,
+                )
+        for account in spec.accounts:
+            await _account(conn, box, report, account, now)
+    return report
+
+
+async def _conflicts(conn: AsyncConnection, spec: ProvisionFile) -> list[str]:
+    """Things the file says that contradict ownership already in the database."""
+    problems: list[str] = []
+    for account in spec.accounts:
+        for key in account.access_keys:
+            owner = (
+                await conn.execute(
+                    select(access_keys.c.account_id).where(access_keys.c.id == key.id)
+                )
+            ).scalar()
+            if owner is not None and owner != account.id:
+                problems.append(
+                    f"access key {key.id!r} belongs to account {owner}, not {account.id}"
+                )
+        for space in account.spaces:
+            owner = (
+                await conn.execute(select(spaces.c.account_id).where(spaces.c.id == space.id))
+            ).scalar()
+            if owner is not None and owner != account.id:
+                problems.append(f"space {space.id!r} belongs to account {owner}, not {account.id}")
+            for number in space.business_numbers:
+                row = (
+                    await conn.execute(
+                        select(business_numbers.c.space_id, business_numbers.c.number).where(
+                            business_numbers.c.phone_number_id == number.phone_number_id
+                        )
+                    )
+                ).first()
+                if row is not None and (row.space_id, row.number) != (space.id, number.number):
+                    problems.append(
+                        f"phone_number_id {number.phone_number_id!r} is already number "
+                        f"{row.number} of space {row.space_id}"
+                    )
+    return problems
+
+
+async def _config(
+    conn: AsyncConnection,
+    box: SecretBox,
+    report: Report,
+    key: str,
+    value: str,
+    secret: bool,
+    now: int,
+) -> None:
+    row = (
+        await conn.execute(select(config_entries.c.value).where(config_entries.c.key == key))
+    ).first()
+    stored = value if not secret else box.seal(value)
+    if row is None:
+        await conn.execute(
+            insert(config_entries).values(key=key, value=stored, secret=secret, updated_at=now)
+        )
+        report.created.append(f"setting {key}")
+        return
+    current = box.open(row.value) if secret else row.value
+    if current == value:
+        report.unchanged += 1
+        return
+    await conn.execute(
+        update(config_entries)
+        .where(config_entries.c.key == key)
+        .values(value=stored, secret=secret, updated_at=now)
+    )
+    report.changed.append(f"setting {key}")
+
+
+async def _account(
+    conn: AsyncConnection, box: SecretBox, report: Report, spec: AccountSpec, now: int
+) -> None:
+    row = (await conn.execute(select(accounts).where(accounts.c.id == spec.id))).first()
+    if row is None:
+        await conn.execute(
+            insert(accounts).values(
+                id=spec.id,
+                name=spec.name,
+                chat_groups_allowlisted=spec.chat_groups_allowlisted,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        report.created.append(f"account {spec.id} ({spec.name})")
+    elif (row.name, row.chat_groups_allowlisted) != (spec.name, spec.chat_groups_allowlisted):
+        await conn.execute(
+            update(accounts)
+            .where(accounts.c.id == spec.id)
+            .values(
+                name=spec.name, chat_groups_allowlisted=spec.chat_groups_allowlisted, updated_at=now
+            )
+        )
+        report.changed.append(f"account {spec.id}: name/allowlisting")
+    else:
+        report.unchanged += 1
+
+    for key in spec.access_keys:
+        await _access_key(conn, box, report, spec.id, key, now)
+    for space in spec.spaces:
+        await _space(conn, box, report, spec.id, space, now)
+
+
+async def _access_key(
+    conn: AsyncConnection,
+    box: SecretBox,
+    report: Report,
+    account_id: str,
+    spec: AccessKeySpec,
+    now: int,
+) -> None:
+    row = (await conn.execute(select(access_keys).where(access_keys.c.id == spec.id))).first()
+    if row is None:
+        await conn.execute(
+            insert(access_keys).values(
+                id=spec.id,
+                account_id=account_id,
+                secret_enc=box.seal(spec.secret),
+                status=spec.status,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        report.created.append(f"access key {spec.id} of account {account_id}")
+        return
+    changes: dict[str, Any] = {}
+    what: list[str] = []
+    if box.open(row.secret_enc) != spec.secret:
+        changes["secret_enc"] = box.seal(spec.secret)
+        what.append("secret")
+    if row.status != spec.status:
+        changes["status"] = spec.status
+        what.append(f"status {spec.status}")
+    if not changes:
+        report.unchanged += 1
+        return
+    await conn.execute(
+        update(access_keys).where(access_keys.c.id == spec.id).values(updated_at=now, **changes)
+    )
+    report.changed.append(f"access key {spec.id}: {', '.join(what)}")
+
+
+async def _space(
+    conn: AsyncConnection,
+    box: SecretBox,
+    report: Report,
+    account_id: str,
+    spec: SpaceSpec,
+    now: int,
+) -> None:
+    row = (await conn.execute(select(spaces).where(spaces.c.id == spec.id))).first()
+    if row is None:
+        await conn.execute(
+            insert(spaces).values(
+                id=spec.id, account_id=account_id, name=spec.name, created_at=now, updated_at=now
+            )
+        )
+        report.created.append(f"space {spec.id} of account {account_id}")
+    elif row.name != spec.name:
+        await conn.execute(
+            update(spaces).where(spaces.c.id == spec.id).values(name=spec.name, updated_at=now)
+        )
+        report.changed.append(f"space {spec.id}: name")
+    else:
+        report.unchanged += 1
+    for number in spec.business_numbers:
+        await _number(conn, box, report, spec.id, number, now)
+
+
+async def _number(
+    conn: AsyncConnection, box: SecretBox, report: Report, space_id: str, spec: NumberSpec, now: int
+) -> None:
+    row = (
+        await conn.execute(
+            select(business_numbers).where(
+                business_numbers.c.space_id == space_id, business_numbers.c.number == spec.number
+            )
+        )
+    ).first()
+    if row is None:
+        await conn.execute(
+            insert(business_numbers).values(
+                space_id=space_id,
+                number=spec.number,
+                phone_number_id=spec.phone_number_id,
+                waba_id=spec.waba_id,
+                access_token_enc=box.seal(spec.access_token),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        report.created.append(f"business number {spec.number} in space {space_id}")
+        return
+    changes: dict[str, Any] = {}
+    if row.phone_number_id != spec.phone_number_id:
+        changes["phone_number_id"] = spec.phone_number_id
+    if row.waba_id != spec.waba_id:
+        changes["waba_id"] = spec.waba_id
+    if box.open(row.access_token_enc) != spec.access_token:
+        changes["access_token_enc"] = box.seal(spec.access_token)
+    if not changes:
+        report.unchanged += 1
+        return
+    await conn.execute(
+        update(business_numbers)
+        .where(business_numbers.c.id == row.id)
+        .values(updated_at=now, **changes)
+    )
+    names = ", ".join(k.removesuffix("_enc") for k in changes)
+    report.changed.append(f"business number {spec.number} in space {space_id}: {names}")

@@ -1,0 +1,66 @@
+"""Typed rows handed out by the store (frozen dataclasses; no raw dicts past this layer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AccessKeyRecord:
+    id: str
+    account_id: str
+    secret_enc: str
+    status: str
+    account_allowlisted: bool
+
+
+@dataclass(frozen=True)
+class NumberRecord:
+    id: int
+    space_id: str
+    account_id: str
+    number: str
+    phone_number_id: str
+    waba_id: str
+    access_token_enc: str
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    id: str
+    number_id: int
+    business_number: str
+    channel_type: str
+    subject: str
+    description: str | None
+    status: str
+    meta_group_id: str | None
+    invite_link: str | None
+    profile_picture_url: str | None
+    participant_count: int
+    group_type: str | None
+    group_link: str | None
+    business_role: str | None
+    join_approval_mode: str | None
+    failure_reason: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class GroupFilter:
+    number_id: int
+    channel_type: str | None = None
+    status: str | None = None
+    subject_contains: str | None = None
+    group_type: str | None = None
+    group_link: str | None = None
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    id: str
+    kind: str
+    group_id: str
+    meta_request_id: str | None
+    state: str

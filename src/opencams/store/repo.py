@@ -1,0 +1,354 @@
+"""All queries, behind one `Store` object.
+
+Portable SQL: the same code runs on SQLite and PostgreSQL.
+
+Database failures that mean "the database is not there" are raised as `StoreUnavailable`; the
+RPC layer turns them into ServiceUnavailable (503). Nothing else from the drivers leaves here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from opencams.store.records import (
+    AccessKeyRecord,
+    GroupFilter,
+    GroupRecord,
+    NumberRecord,
+    OperationRecord,
+)
+from opencams.store.tables import (
+    access_keys,
+    accounts,
+    business_numbers,
+    chat_groups,
+    config_entries,
+    operations,
+    spaces,
+    used_nonces,
+    webhook_events,
+)
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or refused to work (locked, down, restarting)."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+_GROUP_COLUMNS = (
+    chat_groups.c.id,
+    chat_groups.c.number_id,
+    business_numbers.c.number.label("business_number"),
+    chat_groups.c.channel_type,
+    chat_groups.c.subject,
+    chat_groups.c.description,
+    chat_groups.c.status,
+    chat_groups.c.meta_group_id,
+    chat_groups.c.invite_link,
+    chat_groups.c.profile_picture_url,
+    chat_groups.c.participant_count,
+    chat_groups.c.group_type,
+    chat_groups.c.group_link,
+    chat_groups.c.business_role,
+    chat_groups.c.join_approval_mode,
+    chat_groups.c.failure_reason,
+    chat_groups.c.created_at,
+    chat_groups.c.updated_at,
+)
+
+
+def _group(row: Any) -> GroupRecord:
+    return GroupRecord(**row._asdict())
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction; driver failures that mean 'no database' become StoreUnavailable."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, DBAPIError) and not (
+                isinstance(exc, OperationalError) or exc.connection_invalidated
+            ):
+                raise
+            raise StoreUnavailable(str(exc.orig) if exc.orig else str(exc)) from exc
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    # --- access -----------------------------------------------------------------------------
+
+    async def access_key(self, key_id: str) -> AccessKeyRecord | None:
+        query = (
+            select(
+                access_keys.c.id,
+                access_keys.c.account_id,
+                access_keys.c.secret_enc,
+                access_keys.c.status,
+                accounts.c.chat_groups_allowlisted.label("account_allowlisted"),
+            )
+            .join(accounts, accounts.c.id == access_keys.c.account_id)
+            .where(access_keys.c.id == key_id)
+        )
+        async with self.tx() as conn:
+            row = (await conn.execute(query)).first()
+        return AccessKeyRecord(**row._asdict()) if row else None
+
+    async def use_nonce(self, key_id: str, nonce: str, ttl_ms: int) -> bool:
+        """Record a nonce; False when it was already used within its lifetime."""
+        now = now_ms()
+        try:
+            async with self.tx() as conn:
+                # An expired record of the same nonce may be reused.
+                await conn.execute(
+                    delete(used_nonces).where(
+                        used_nonces.c.access_key_id == key_id,
+                        used_nonces.c.nonce == nonce,
+                        used_nonces.c.expires_at < now,
+                    )
+                )
+                await conn.execute(
+                    insert(used_nonces).values(
+                        access_key_id=key_id, nonce=nonce, expires_at=now + ttl_ms
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def prune_nonces(self) -> int:
+        async with self.tx() as conn:
+            result = await conn.execute(
+                delete(used_nonces).where(used_nonces.c.expires_at < now_ms())
+            )
+        return int(result.rowcount or 0)
+
+    async def touch_access_key(self, key_id: str) -> None:
+        async with self.tx() as conn:
+            await conn.execute(
+                update(access_keys).where(access_keys.c.id == key_id).values(last_used_at=now_ms())
+            )
+
+    # --- tenancy ----------------------------------------------------------------------------
+
+    async def number_in_space(
+        self, account_id: str, space_id: str, number: str
+    ) -> NumberRecord | None:
+        query = (
+            select(
+                business_numbers.c.id,
+                business_numbers.c.space_id,
+                spaces.c.account_id,
+                business_numbers.c.number,
+                business_numbers.c.phone_number_id,
+                business_numbers.c.waba_id,
+                business_numbers.c.access_token_enc,
+            )
+            .join(spaces, spaces.c.id == business_numbers.c.space_id)
+            .where(
+                spaces.c.account_id == account_id,
+                spaces.c.id == space_id,
+                business_numbers.c.number == number,
+            )
+        )
+        async with self.tx() as conn:
+            row = (await conn.execute(query)).first()
+        return NumberRecord(**row._asdict()) if row else None
+
+    async def number_by_phone_number_id(self, phone_number_id: str) -> NumberRecord | None:
+        query = (
+            select(
+                business_numbers.c.id,
+                business_numbers.c.space_id,
+                spaces.c.account_id,
+                business_numbers.c.number,
+                business_numbers.c.phone_number_id,
+                business_numbers.c.waba_id,
+                business_numbers.c.access_token_enc,
+            )
+            .join(spaces, spaces.c.id == business_numbers.c.space_id)
+            .where(business_numbers.c.phone_number_id == phone_number_id)
+        )
+        async with self.tx() as conn:
+            row = (await conn.execute(query)).first()
+        return NumberRecord(**row._asdict()) if row else None
+
+    async def config_value(self, key: str) -> tuple[str, bool] | None:
+        async with self.tx() as conn:
+            row = (
+                await conn.execute(
+                    select(config_entries.c.value, config_entries.c.secret).where(
+                        config_entries.c.key == key
+                    )
+                )
+            ).first()
+        return (row.value, row.secret) if row else None
+
+    # --- groups -----------------------------------------------------------------------------
+
+    async def count_live_groups(self, number_id: int) -> int:
+        query = select(func.count()).where(
+            chat_groups.c.number_id == number_id,
+            chat_groups.c.deleted_at.is_(None),
+            chat_groups.c.status != "INACTIVE",
+        )
+        async with self.tx() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def insert_group_with_operation(
+        self, group: dict[str, Any], operation: dict[str, Any]
+    ) -> None:
+        async with self.tx() as conn:
+            await conn.execute(insert(chat_groups).values(**group))
+            await conn.execute(insert(operations).values(**operation))
+
+    def _filtered(self, flt: GroupFilter) -> Any:
+        conditions = [chat_groups.c.number_id == flt.number_id, chat_groups.c.deleted_at.is_(None)]
+        if flt.channel_type is not None:
+            conditions.append(chat_groups.c.channel_type == flt.channel_type)
+        if flt.status is not None:
+            conditions.append(chat_groups.c.status == flt.status)
+        if flt.subject_contains is not None:
+            pattern = f"%{escape_like(flt.subject_contains.casefold())}%"
+            conditions.append(chat_groups.c.subject_search.like(pattern, escape="\\"))
+        if flt.group_type is not None:
+            conditions.append(chat_groups.c.group_type == flt.group_type)
+        if flt.group_link is not None:
+            conditions.append(chat_groups.c.group_link == flt.group_link)
+        return and_(*conditions)
+
+    async def list_groups(
+        self, flt: GroupFilter, offset: int, limit: int
+    ) -> tuple[int, list[GroupRecord]]:
+        where = self._filtered(flt)
+        count_query = select(func.count()).select_from(chat_groups).where(where)
+        page_query = (
+            select(*_GROUP_COLUMNS)
+            .join(business_numbers, business_numbers.c.id == chat_groups.c.number_id)
+            .where(where)
+            .order_by(chat_groups.c.created_at.desc(), chat_groups.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        async with self.tx() as conn:
+            total = int((await conn.execute(count_query)).scalar_one())
+            rows: Sequence[Any] = (await conn.execute(page_query)).all() if offset < total else []
+        return total, [_group(r) for r in rows]
+
+    async def group(self, group_id: str) -> GroupRecord | None:
+        query = (
+            select(*_GROUP_COLUMNS)
+            .join(business_numbers, business_numbers.c.id == chat_groups.c.number_id)
+            .where(chat_groups.c.id == group_id)
+        )
+        async with self.tx() as conn:
+            row = (await conn.execute(query)).first()
+        return _group(row) if row else None
+
+    # --- operations and webhook events ------------------------------------------------------
+
+    async def operation_by_request_id(
+        self, conn: AsyncConnection, request_id: str
+    ) -> OperationRecord | None:
+        row = (
+            await conn.execute(
+                select(
+                    operations.c.id,
+                    operations.c.kind,
+                    operations.c.group_id,
+                    operations.c.meta_request_id,
+                    operations.c.state,
+                ).where(operations.c.meta_request_id == request_id)
+            )
+        ).first()
+        return OperationRecord(**row._asdict()) if row else None
+
+    async def record_event(self, conn: AsyncConnection, event: dict[str, Any]) -> bool:
+        """Insert a webhook event; False when the same event was seen before (a redelivery)."""
+        exists = (
+            await conn.execute(
+                select(webhook_events.c.id).where(webhook_events.c.id == event["id"])
+            )
+        ).first()
+        if exists:
+            return False
+        await conn.execute(insert(webhook_events).values(**event))
+        return True
+
+    async def parked_events(self, request_id: str) -> list[tuple[str, str]]:
+        async with self.tx() as conn:
+            rows = (
+                await conn.execute(
+                    select(webhook_events.c.id, webhook_events.c.payload)
+                    .where(
+                        webhook_events.c.meta_request_id == request_id,
+                        webhook_events.c.state == "parked",
+                    )
+                    .order_by(webhook_events.c.received_at)
+                )
+            ).all()
+        return [(r.id, r.payload) for r in rows]
+
+    async def claim_parked_event(self, conn: AsyncConnection, event_id: str) -> bool:
+        """Flip a parked event to applied; only one caller can win."""
+        result = await conn.execute(
+            update(webhook_events)
+            .where(webhook_events.c.id == event_id, webhook_events.c.state == "parked")
+            .values(state="applied", applied_at=now_ms())
+        )
+        return bool(result.rowcount)
+
+    async def set_event_state(self, conn: AsyncConnection, event_id: str, state: str) -> None:
+        await conn.execute(
+            update(webhook_events)
+            .where(webhook_events.c.id == event_id)
+            .values(state=state, applied_at=now_ms() if state == "applied" else None)
+        )
+
+    async def finish_create(
+        self,
+        conn: AsyncConnection,
+        operation: OperationRecord,
+        *,
+        group_values: dict[str, Any],
+        succeeded: bool,
+        error: str | None,
+    ) -> bool:
+        """Settle a pending create; False when it was settled already (idempotent)."""
+        now = now_ms()
+        result = await conn.execute(
+            update(operations)
+            .where(operations.c.id == operation.id, operations.c.state == "pending")
+            .values(state="succeeded" if succeeded else "failed", error=error, completed_at=now)
+        )
+        if not result.rowcount:
+            return False
+        await conn.execute(
+            update(chat_groups)
+            .where(chat_groups.c.id == operation.group_id, chat_groups.c.status == "CREATING")
+            .values(updated_at=now, **group_values)
+        )
+        return True

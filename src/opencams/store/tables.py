@@ -1,0 +1,151 @@
+"""The schema, as SQLAlchemy Core tables. Every change here ships with an Alembic migration.
+
+Times are integer epoch milliseconds (portable across SQLite and PostgreSQL, and what the wire
+returns as GmtModifier). Secrets are stored only as ciphertext (columns named `*_enc`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("chat_groups_allowlisted", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(16), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("secret_enc", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # Active | Inactive
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+)
+
+spaces = Table(
+    "spaces",
+    metadata,
+    Column("id", String(64), primary_key=True),  # CustSpaceId
+    Column("account_id", String(16), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+business_numbers = Table(
+    "business_numbers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("space_id", String(64), ForeignKey("spaces.id"), nullable=False),
+    Column("number", String(20), nullable=False),
+    Column("phone_number_id", String(64), nullable=False, unique=True),
+    Column("waba_id", String(64), nullable=False),
+    Column("access_token_enc", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("space_id", "number", name="uq_business_numbers_space_number"),
+)
+
+chat_groups = Table(
+    "chat_groups",
+    metadata,
+    Column("id", String(32), primary_key=True),  # opencams GroupId, stable forever
+    Column("number_id", Integer, ForeignKey("business_numbers.id"), nullable=False),
+    Column("channel_type", String(16), nullable=False),
+    Column("subject", String(512), nullable=False),
+    # casefold()ed in Python, so the Subject filter folds case the same on SQLite and PostgreSQL.
+    Column("subject_search", String(512), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("meta_group_id", String(256), nullable=True, unique=True),
+    Column("invite_link", String(512), nullable=True),
+    Column("profile_picture_url", Text, nullable=True),
+    Column("participant_count", Integer, nullable=False, default=0),
+    Column("group_type", String(64), nullable=True),
+    Column("group_link", String(1024), nullable=True),
+    Column("business_role", String(64), nullable=True),
+    Column("join_approval_mode", String(32), nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=True),
+    # The list query: one number's live groups, newest first, ties by id (stable paging).
+    Index("ix_chat_groups_listing", "number_id", "deleted_at", "created_at", "id"),
+)
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("id", String(40), primary_key=True),  # UniqueCode returned to the caller
+    Column("kind", String(32), nullable=False),  # create | update | delete | remove_participants
+    Column("group_id", String(32), ForeignKey("chat_groups.id"), nullable=False, index=True),
+    Column("meta_request_id", String(128), nullable=True, unique=True),
+    Column("state", String(16), nullable=False),  # pending | succeeded | failed
+    Column("payload", Text, nullable=True),  # JSON of what was asked
+    Column("error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    # Deduplication key: a hash of the event's identity, so a redelivery is recognised.
+    Column("id", String(64), primary_key=True),
+    Column("field", String(64), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("meta_request_id", String(128), nullable=True, index=True),
+    Column("meta_group_id", String(256), nullable=True),
+    Column("phone_number_id", String(64), nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # applied | parked | ignored
+    Column("received_at", BigInteger, nullable=False),
+    Column("applied_at", BigInteger, nullable=True),
+)
+
+used_nonces = Table(
+    "used_nonces",
+    metadata,
+    Column("access_key_id", String(64), primary_key=True),
+    Column("nonce", String(128), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+config_entries = Table(
+    "config_entries",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("secret", Boolean, nullable=False, default=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,197 @@
+"""The official SDK against a live `opencams serve` subprocess, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alibabacloud_cams20200606 import models as m
+from alibabacloud_cams20200606.client import Client
+from alibabacloud_tea_openapi import utils_models as api_models
+from darabonba.runtime import RuntimeOptions
+
+from tests.databases import BACKENDS, database_url
+from tests.live import LiveServer, live_server
+
+ACCOUNT_A = "1000000000000001"
+KEY_A = ("LTAI5tAcmeRootKey01", "acme-root-secret-0123456789")
+KEY_A_OFF = ("LTAI5tAcmeRootOff01", "acme-off-secret-0123456789")
+KEY_B = ("LTAI5tBetaRootKey01", "beta-root-secret-0123456789")
+KEY_C = ("LTAI5tGammaRootKy01", "gamma-root-secret-0123456789")
+SPACE_A1, SPACE_A2, SPACE_B1, SPACE_C1 = "cams-acme01", "cams-acme02", "cams-beta01", "cams-gamma1"
+# Numbers of space A1, one per test area so tests do not see each other's groups.
+NUM_LOOP, NUM_LIST, NUM_BAD, NUM_LIMIT, NUM_FAIL = (
+    "8613800000001",
+    "8613800000002",
+    "8613800000003",
+    "8613800000004",
+    "8613800000005",
+)
+NUM_A2 = "8613800000021"
+NUM_B1 = "8613800000031"
+NUM_C1 = "8613800000041"
+APP_SECRET = "conformance-app-secret-0123456789"
+VERIFY_TOKEN = "conformance-verify-token"
+
+
+def _number(number: str, pnid: str) -> dict[str, str]:
+    return {
+        "number": number,
+        "phone_number_id": pnid,
+        "waba_id": "2" + pnid[1:],
+        "access_token": f"token-{pnid}",
+    }
+
+
+TENANCY: dict[str, Any] = {
+    "whatsapp": {"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN},
+    "accounts": [
+        {
+            "id": ACCOUNT_A,
+            "name": "acme",
+            "chat_groups_allowlisted": True,
+            "access_keys": [
+                {"id": KEY_A[0], "secret": KEY_A[1]},
+                {"id": KEY_A_OFF[0], "secret": KEY_A_OFF[1], "status": "Inactive"},
+            ],
+            "spaces": [
+                {
+                    "id": SPACE_A1,
+                    "name": "Acme one",
+                    "business_numbers": [
+                        _number(n, f"11000000000000{i}")
+                        for i, n in enumerate(
+                            [NUM_LOOP, NUM_LIST, NUM_BAD, NUM_LIMIT, NUM_FAIL], start=1
+                        )
+                    ],
+                },
+                {
+                    "id": SPACE_A2,
+                    "name": "Acme two",
+                    "business_numbers": [_number(NUM_A2, "110000000000021")],
+                },
+            ],
+        },
+        {
+            "id": "1000000000000002",
+            "name": "beta",
+            "chat_groups_allowlisted": True,
+            "access_keys": [{"id": KEY_B[0], "secret": KEY_B[1]}],
+            "spaces": [
+                {
+                    "id": SPACE_B1,
+                    "name": "Beta",
+                    "business_numbers": [_number(NUM_B1, "110000000000031")],
+                }
+            ],
+        },
+        {
+            "id": "1000000000000003",
+            "name": "gamma",
+            "chat_groups_allowlisted": False,
+            "access_keys": [{"id": KEY_C[0], "secret": KEY_C[1]}],
+            "spaces": [
+                {
+                    "id": SPACE_C1,
+                    "name": "Gamma",
+                    "business_numbers": [_number(NUM_C1, "110000000000041")],
+                }
+            ],
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    backend: str = request.param
+    work: Path = tmp_path_factory.mktemp(f"server-{backend}")
+    with database_url(backend, work) as url, live_server(url, work, TENANCY) as live:
+        yield live
+
+
+SIGNERS = [None, "v2"]
+
+
+@pytest.fixture(params=SIGNERS, ids=["v3", "v1"])
+def signer(request: pytest.FixtureRequest) -> str | None:
+    return request.param  # type: ignore[no-any-return]
+
+
+def make_client(
+    server: LiveServer, key: tuple[str, str] = KEY_A, signer: str | None = None
+) -> Client:
+    config = api_models.Config(
+        access_key_id=key[0],
+        access_key_secret=key[1],
+        endpoint=server.endpoint,
+        protocol="HTTP",
+        region_id="cn-hangzhou",
+    )
+    if signer:
+        config.signature_algorithm = signer
+    return Client(config)
+
+
+@pytest.fixture
+def client(server: LiveServer, signer: str | None) -> Client:
+    return make_client(server, KEY_A, signer)
+
+
+def raw_call(client: Client, action: str, query: dict[str, str]) -> dict[str, Any]:
+    """Any parameters, signed by the SDK itself; returns {statusCode, headers, body}."""
+    params = api_models.Params(
+        action=action,
+        version="2020-06-06",
+        protocol="HTTP",
+        pathname="/",
+        method="POST",
+        auth_type="AK",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
+    )
+    return client.call_api(params, api_models.OpenApiRequest(query=query), RuntimeOptions())  # type: ignore[no-any-return]
+
+
+def list_groups(
+    client: Client,
+    number: str,
+    space: str = SPACE_A1,
+    index: int = 1,
+    size: int = 100,
+    **filters: str,
+) -> Any:
+    request = m.ListChatGroupRequest(
+        cust_space_id=space,
+        business_number=number,
+        page=m.ListChatGroupRequestPage(index=index, size=size),
+        **filters,
+    )
+    response = client.list_chat_group(request)
+    assert response.body.code == "OK", response.body.to_map()
+    return response.body.data
+
+
+def add_group(
+    client: Client, number: str, subject: str, space: str = SPACE_A1, **extra: str
+) -> Any:
+    return client.add_chat_group(
+        m.AddChatGroupRequest(cust_space_id=space, business_number=number, subject=subject, **extra)
+    ).body
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
