@@ -112,3 +112,30 @@ def live_server(
             shutil.copy(
                 log_path, Path(os.environ["OPENCAMS_KEEP_TEST_LOGS"]) / f"server-{port}.log"
             )
+
+
+def control(server: LiveServer, name: str, body: dict[str, Any] | None = None) -> Any:
+    """Call a test control of the server's built-in simulator."""
+    response = httpx.post(f"{server.url}/_sandbox/control/{name}", json=body or {}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def sandbox_state(server: LiveServer) -> Any:
+    response = httpx.get(f"{server.url}/_sandbox/control/state", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def query_db(server: LiveServer, sql: str, **params: Any) -> list[Any]:
+    """Read the server's database directly (what a restart or an operator would see)."""
+    from sqlalchemy import text
+
+    from opencams.store.db import make_sync_engine
+
+    engine = make_sync_engine(server.env["OPENCAMS_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params).all())
+    finally:
+        engine.dispose()

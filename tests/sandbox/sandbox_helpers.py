@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 
@@ -75,6 +76,9 @@ class Receiver:
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
+        if scope["method"] == "GET":
+            await self._verify(scope, send)
+            return
         self.attempts += 1
         try:
             status = self.statuses.pop(0)
@@ -85,6 +89,15 @@ class Receiver:
             self.received.append(Received(b"".join(chunks), headers))
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
+
+    @staticmethod
+    async def _verify(scope: Any, send: Any) -> None:
+        """Meta's GET handshake: echo hub.challenge when the verify token matches."""
+        query = dict(parse_qsl(scope["query_string"].decode()))
+        ok = query.get("hub.mode") == "subscribe" and query.get("hub.verify_token") == "verify-me"
+        body = query.get("hub.challenge", "").encode() if ok else b"forbidden"
+        await send({"type": "http.response.start", "status": 200 if ok else 403, "headers": []})
+        await send({"type": "http.response.body", "body": body})
 
     async def wait_for(self, count: int, within: float = 5.0) -> list[Received]:
         await wait_until(lambda: len(self.received) >= count, within)

@@ -69,7 +69,9 @@ async def test_any_version_segment_is_accepted(client: httpx.AsyncClient) -> Non
     response = await client.get(f"/graph/v25.0/{NUMBER}/groups")
     assert response.status_code == 200
     response = await client.get(f"/graph/latest/{NUMBER}/groups")
-    assert_graph_error(response, 100)
+    assert_graph_error(response, 2500)
+    response = await client.get(f"/graph/v23.0/{NUMBER}/groups/extra/parts")
+    assert_graph_error(response, 2500)
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -101,6 +103,17 @@ async def test_create_body_must_be_a_json_object(client: httpx.AsyncClient) -> N
     assert_graph_error(response, 100)
     response = await client.post(url, json=["whatsapp"])
     assert_graph_error(response, 100)
+
+
+async def test_create_accepts_form_encoded_params(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    response = await client.post(
+        graph(f"{NUMBER}/groups"), data={"messaging_product": "whatsapp", "subject": "Form"}
+    )
+    assert response.status_code == 200
+    [hook] = await receiver.wait_for(1)
+    assert hook.group["subject"] == "Form"
 
 
 async def test_subject_is_trimmed_and_limits_are_inclusive(

@@ -16,7 +16,7 @@ from sandbox_helpers import (
     wait_until,
 )
 
-from opencams.sandbox import Simulator
+from opencams.sandbox import SandboxConfig, Simulator
 
 
 async def post_group(client: httpx.AsyncClient, subject: str) -> str:
@@ -41,12 +41,12 @@ async def state(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def test_hold_then_release_delivers_in_order(
-    client: httpx.AsyncClient, receiver: Receiver
+    client: httpx.AsyncClient, receiver: Receiver, sim: Simulator
 ) -> None:
     await control(client, "webhooks/hold")
     ids = [await post_group(client, f"g{i}") for i in range(3)]
     # The operations still happen at "Meta"; only their webhooks wait.
-    await asyncio.sleep(0.15)
+    await wait_until(lambda: sim.outbox.queue_length == 3)
     snapshot = await state(client)
     assert snapshot["webhooks"]["held"] is True
     assert snapshot["webhooks"]["queue_length"] == 3
@@ -54,7 +54,7 @@ async def test_hold_then_release_delivers_in_order(
     assert receiver.received == []
 
     result = await control(client, "webhooks/release")
-    assert result == {"held": False, "attempted": 3}
+    assert result == {"held": False, "delivered": 3, "queued": 0}
     # release returns once the queue has been sent.
     assert [r.group["request_id"] for r in receiver.received] == ids
     assert all(r.signature_ok() for r in receiver.received)
@@ -271,3 +271,36 @@ async def test_state_dump_and_reset(client: httpx.AsyncClient, receiver: Receive
     assert snapshot["groups"] == []
     assert snapshot["fail_next"] == []
     assert snapshot["webhooks"]["delivered"] == 0
+
+
+async def test_verify_handshake_against_the_callback(client: httpx.AsyncClient) -> None:
+    response = await client.post("/control/webhooks/verify", json={"verify_token": "verify-me"})
+    assert response.status_code == 200
+    assert response.json()["ok"] is True
+    response = await client.post("/control/webhooks/verify", json={"verify_token": "wrong"})
+    assert response.status_code == 409
+
+
+async def test_missing_or_failing_app_secret_dead_letters(receiver: Receiver) -> None:
+    calls = {"n": 0}
+
+    async def provider() -> str | None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("database down")
+        return None
+
+    sim = Simulator(
+        SandboxConfig(
+            callback_url=receiver.url, app_secret=provider, webhook_delay=0, retry_delays=(0.01,)
+        )
+    )
+    transport = httpx.ASGITransport(app=sim.app)
+    headers = {"Authorization": "Bearer t"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://s", headers=headers) as http:
+        await post_group(http, "unsigned")
+        await wait_until(lambda: bool(sim.outbox.dead_letters))
+    [dead] = sim.outbox.dead_letters
+    assert dead.last_error == "no app secret configured"
+    assert receiver.attempts == 0
+    await sim.aclose()

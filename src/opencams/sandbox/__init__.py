@@ -1,7 +1,20 @@
 """Built-in simulator of Meta's WhatsApp Cloud API Groups surface (a fake *Meta* over HTTP).
 
-Separate from the rest of opencams on purpose: it imports nothing from it, so the connector is
-exercised exactly as against graph.facebook.com.
+It imports nothing from the rest of opencams on purpose: the connector talks to it exactly as
+it would to graph.facebook.com. Under the simulator's base URL:
+
+Graph (`Authorization: Bearer <token>`; any `v<major>.<minor>` version segment):
+    POST/GET        /graph/{v}/{phone_number_id}/groups       create (async) / list (cursors)
+    GET/POST/DELETE /graph/{v}/{group_id}                     info (?fields=) / settings / delete
+    GET/POST/DELETE /graph/{v}/{group_id}/invite_link         current / reset / revoke
+    DELETE          /graph/{v}/{group_id}/participants        remove (async, bans from rejoining)
+    GET/POST/DELETE /graph/{v}/{group_id}/join_requests       list / approve / reject
+
+Test controls (JSON in and out, 4xx `{"error": ...}` when refused), all POST unless noted:
+    /control/numbers, /control/eligible, /control/fail-next, /control/tap-link,
+    /control/cancel-request, /control/leave, /control/suspend, /control/unsuspend,
+    /control/webhooks/{hold,release,reorder,drop,duplicate,flush,redeliver,callback,verify},
+    GET /control/state, /control/reset
 """
 
 from .app import Simulator

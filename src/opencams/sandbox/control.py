@@ -85,6 +85,7 @@ class ControlApi:
             "webhooks/flush": self.flush,
             "webhooks/redeliver": self.redeliver,
             "webhooks/callback": self.callback,
+            "webhooks/verify": self.verify,
         }
         routes = [
             Route(f"/control/{name}", _wrap(h), methods=["POST"]) for name, h in posts.items()
@@ -165,8 +166,7 @@ class ControlApi:
         return {"held": True, "queue_length": self.outbox.queue_length}
 
     async def release(self, body: Body) -> Body:
-        attempted = await self.outbox.release()
-        return {"held": False, "attempted": attempted}
+        return {"held": False, **await self.outbox.release()}
 
     async def reorder(self, body: Body) -> Body:
         return {"queue": self.outbox.reorder()}
@@ -192,10 +192,26 @@ class ControlApi:
         self.outbox.wake()
         return {"callback_url": url}
 
+    async def verify(self, body: Body) -> Body:
+        """Run Meta's GET verification handshake against the callback URL."""
+        result = await self.outbox.verify_callback(required_text(body, "verify_token"))
+        if not result["ok"]:
+            raise ControlError(409, f"callback verification failed: {result}")
+        return result
+
     # --- state ---------------------------------------------------------------------------
 
     async def dump(self, body: Body) -> Body:
-        return {**self.state.dump(), "webhooks": self.outbox.dump()}
+        config = self.outbox.config
+        return {
+            "config": {
+                "graph_version": config.graph_version,
+                "webhook_delay": config.webhook_delay,
+                "retry_delays": list(config.retry_delays),
+            },
+            **self.state.dump(),
+            "webhooks": self.outbox.dump(),
+        }
 
     async def reset(self, body: Body) -> Body:
         self.state.clear()

@@ -25,6 +25,7 @@ ERRORS: dict[int, ErrorInfo] = {
     100: ErrorInfo("Invalid parameter", 400),
     190: ErrorInfo("Invalid OAuth access token", 401),
     200: ErrorInfo("Permission denied", 403),
+    2500: ErrorInfo("Unknown path components", 400),
     80007: ErrorInfo("Rate limit issues", 429),
     130429: ErrorInfo("Rate limit hit", 429),
     131000: ErrorInfo("Something went wrong", 500),

@@ -111,6 +111,7 @@ class GraphApi:
                 methods=methods,
             ),
             Route("/graph/{version}/{node}", self._wrap(self.node), methods=methods),
+            Route("/graph/{rest:path}", unknown_path, methods=methods),
         ]
 
     @staticmethod
@@ -118,7 +119,7 @@ class GraphApi:
         async def endpoint(request: Request) -> Response:
             try:
                 if not _VERSION.fullmatch(request.path_params["version"]):
-                    raise GraphError(100, "Unknown path components: unsupported API version")
+                    raise GraphError(2500, "Unknown path components: unsupported API version")
                 token = bearer_token(request)
                 return await handler(request, token)
             except GraphError as exc:
@@ -240,6 +241,11 @@ def _page_url(request: Request, limit: str | None, key: str, cursor: str) -> str
     params = {"limit": limit} if limit else {}
     params[key] = cursor
     return str(request.url.replace(query=urlencode(params)))
+
+
+async def unknown_path(request: Request) -> Response:
+    error = GraphError(2500, f"Unknown path components: {request.url.path}")
+    return graph_json(error.body(), error.http_status)
 
 
 def unsupported(request: Request, node: str) -> str:

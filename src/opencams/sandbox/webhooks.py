@@ -249,24 +249,30 @@ class Outbox:
         url = self.config.callback_url
         if not url:
             return "no callback URL"
-        secret = await self._secret()
+        try:
+            secret = await self._secret()
+        except Exception as exc:  # the server's provider failing must not kill the worker
+            return f"app secret provider failed: {type(exc).__name__}: {exc}"
         if secret is None:
             return "no app secret configured"
-        if self._client is None:
-            # trust_env=False: a proxy from the environment must never intercept loopback calls.
-            self._client = httpx.AsyncClient(timeout=self.config.delivery_timeout, trust_env=False)
         headers = {
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign(secret, delivery.body),
             "User-Agent": "facebookexternalua",
         }
         try:
-            response = await self._client.post(url, content=delivery.body, headers=headers)
-        except httpx.HTTPError as exc:
+            response = await self._http().post(url, content=delivery.body, headers=headers)
+        except Exception as exc:  # any failure (a malformed URL included) is a failed delivery
             return f"{type(exc).__name__}: {exc}"
         if not 200 <= response.status_code < 300:
             return f"HTTP {response.status_code}"
         return None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            # trust_env=False: a proxy from the environment must never intercept loopback calls.
+            self._client = httpx.AsyncClient(timeout=self.config.delivery_timeout, trust_env=False)
+        return self._client
 
     async def _secret(self) -> str | None:
         secret = self.config.app_secret
@@ -280,14 +286,14 @@ class Outbox:
         self._ensure_started()
         self.held = True
 
-    async def release(self) -> int:
-        """Stop holding and deliver the queue in order; returns how many were attempted."""
+    async def release(self) -> dict[str, int]:
+        """Stop holding and deliver the queue in order; returns once it has been sent."""
         self._ensure_started()
         self.held = False
-        count = len(self._queue)
+        before = self.delivered
         await self._drain()
         self._poke()
-        return count
+        return {"delivered": self.delivered - before, "queued": len(self._queue)}
 
     def reorder(self) -> list[str]:
         items = list(self._queue)
@@ -337,6 +343,26 @@ class Outbox:
         self._ensure_started()
         self._poke()
         return count
+
+    async def verify_callback(self, verify_token: str) -> dict[str, Any]:
+        """Meta's subscription handshake: GET the callback with hub.* parameters and check
+        that the challenge is echoed back (status 200, body == challenge)."""
+        url = self.config.callback_url
+        if not url:
+            return {"ok": False, "error": "no callback URL configured"}
+        self._ensure_started()
+        challenge = str(random.randrange(10**9, 10**10))
+        params = {
+            "hub.mode": "subscribe",
+            "hub.challenge": challenge,
+            "hub.verify_token": verify_token,
+        }
+        try:
+            response = await self._http().get(url, params=params)
+        except Exception as exc:
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        ok = response.status_code == 200 and response.text == challenge
+        return {"ok": ok, "status": response.status_code, "challenge": challenge}
 
     def wake(self) -> None:
         """Something delivery depends on changed (e.g. the callback URL): re-check the queue."""

@@ -1,0 +1,92 @@
+"""Failures that a healthy live server cannot show: a database that is gone, and a bug.
+
+The endpoint is driven in-process over ASGI. The database failure is real (PostgreSQL on a port
+where nothing listens); the bug is injected, the one failure here that cannot be caused for real.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from opencams.access.authn import Authenticator
+from opencams.channel.types import CreatedGroupRequest
+from opencams.groups.context import Deps
+from opencams.rpc import actions
+from opencams.rpc.endpoint import Endpoint
+from opencams.store import db
+from opencams.store.crypto import SecretBox
+from opencams.store.repo import Store
+from tests.live import free_port
+from tests.signing import v3_request
+
+BOX = SecretBox("unit-test-master-key-0123456789abcdef")
+
+
+class NoChannel:
+    async def create_group(self, *_: Any, **__: Any) -> CreatedGroupRequest:
+        raise AssertionError("not reached")
+
+
+def app_over(store: Store) -> Starlette:
+    endpoint = Endpoint(
+        Authenticator(store, BOX), Deps(store=store, channel=NoChannel(), secrets=BOX)
+    )
+    return Starlette(routes=[Route("/", endpoint.__call__, methods=["GET", "POST"])])
+
+
+async def call(app: Starlette) -> httpx.Response:
+    request = v3_request(
+        "http://testserver",
+        "ListChatGroup",
+        {"CustSpaceId": "c", "BusinessNumber": "8613800000001", "Page": "{}"},
+        "LTAI5tAnyKey000001",
+        "s",
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        return await client.send(request)
+
+
+async def test_database_down_is_service_unavailable() -> None:
+    store = Store(db.make_async_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/none"))
+    try:
+        response = await call(app_over(store))
+    finally:
+        await store.dispose()
+    body = response.json()
+    assert response.status_code == 503
+    assert set(body) == {"RequestId", "HostId", "Code", "Message", "Recommend"}
+    assert body["Code"] == "ServiceUnavailable"
+    assert response.headers["x-acs-request-id"] == body["RequestId"]
+
+
+async def test_a_bug_is_an_internal_error_envelope(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path}/bug.db"
+    db.upgrade(url)
+    store = Store(db.make_async_engine(url))
+
+    async def broken(*_: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(store, "access_key", broken)
+    try:
+        response = await call(app_over(store))
+    finally:
+        await store.dispose()
+    body = response.json()
+    assert response.status_code == 500
+    assert body["Code"] == "InternalError"
+    assert "boom" not in body["Message"]  # internals are logged, not returned
+    assert "boom" in caplog.text and body["RequestId"] in caplog.text
+
+
+def test_every_action_declares_its_ram_action() -> None:
+    for name, action in actions.ACTIONS.items():
+        assert action.ram_action == f"cams:{name}"
