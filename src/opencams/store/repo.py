@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opencams.store.records import (
@@ -88,14 +88,13 @@ class Store:
         try:
             async with self.engine.begin() as conn:
                 yield conn
-        except IntegrityError:
+        except (OperationalError, InterfaceError) as exc:
+            # Connection refused or lost, server shutting down, SQLite locked past its timeout.
+            raise StoreUnavailable(str(exc.orig or exc)) from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable(str(exc.orig or exc)) from exc
             raise
-        except (OperationalError, DBAPIError) as exc:
-            if isinstance(exc, DBAPIError) and not (
-                isinstance(exc, OperationalError) or exc.connection_invalidated
-            ):
-                raise
-            raise StoreUnavailable(str(exc.orig) if exc.orig else str(exc)) from exc
         except OSError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -145,12 +144,6 @@ class Store:
                 delete(used_nonces).where(used_nonces.c.expires_at < now_ms())
             )
         return int(result.rowcount or 0)
-
-    async def touch_access_key(self, key_id: str) -> None:
-        async with self.tx() as conn:
-            await conn.execute(
-                update(access_keys).where(access_keys.c.id == key_id).values(last_used_at=now_ms())
-            )
 
     # --- tenancy ----------------------------------------------------------------------------
 
