@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import uvicorn
-from sandbox_helpers import APP_SECRET, DELAY, DISPLAY, NUMBER, TOKEN, WABA, Receiver
 
 from opencams.sandbox import SandboxConfig, Simulator
+from tests.sandbox.sandbox_helpers import APP_SECRET, DELAY, DISPLAY, NUMBER, TOKEN, WABA, Receiver
 
 
 @pytest.fixture(scope="session")

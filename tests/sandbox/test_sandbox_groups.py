@@ -8,7 +8,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sandbox_helpers import (
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from opencams.sandbox import SandboxConfig, Simulator, parse_group_id
+from tests.sandbox.sandbox_helpers import (
     APP_SECRET,
     DELAY,
     DISPLAY,
@@ -21,10 +25,6 @@ from sandbox_helpers import (
     graph,
     wait_until,
 )
-from starlette.applications import Starlette
-from starlette.routing import Mount
-
-from opencams.sandbox import SandboxConfig, Simulator, parse_group_id
 
 
 def body(**extra: Any) -> dict[str, Any]:

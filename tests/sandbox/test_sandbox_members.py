@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_helpers import (
+
+from tests.sandbox.sandbox_helpers import (
     Receiver,
     assert_graph_error,
     create_group,

@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_helpers import (
+
+from opencams.sandbox import SandboxConfig, Simulator
+from tests.sandbox.sandbox_helpers import (
     NUMBER,
     Receiver,
     assert_graph_error,
@@ -15,8 +17,6 @@ from sandbox_helpers import (
     graph,
     wait_until,
 )
-
-from opencams.sandbox import SandboxConfig, Simulator
 
 
 async def post_group(client: httpx.AsyncClient, subject: str) -> str:
