@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 
 from opencams.access.authn import Authenticator
 from opencams.channel.graph import GraphClient
+from opencams.channel.pictures import Picture, PicturePolicy, PictureRejected, fetch_picture
 from opencams.channel.webhooks import (
     WebhookRejected,
     handshake_challenge,
@@ -24,7 +25,7 @@ from opencams.channel.webhooks import (
     signature_valid,
 )
 from opencams.config import Settings
-from opencams.groups.context import Deps
+from opencams.groups.context import Deps, PictureUnusable
 from opencams.groups.events import apply_event
 from opencams.rpc.endpoint import Endpoint
 from opencams.sandbox import SandboxConfig, Simulator
@@ -43,6 +44,19 @@ class Runtime:
     """Where this server can reach itself (for the built-in simulator's defaults)."""
 
     self_url: str = "http://127.0.0.1:8080"
+
+
+class PictureFetcher:
+    """The domain's picture source: channel.pictures with the configured policy."""
+
+    def __init__(self, policy: PicturePolicy) -> None:
+        self._policy = policy
+
+    async def fetch(self, url: str) -> Picture:
+        try:
+            return await fetch_picture(url, self._policy)
+        except PictureRejected as exc:
+            raise PictureUnusable(exc.reason) from exc
 
 
 class WebhookReceiver:
@@ -108,6 +122,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         store=store,
         channel=graph,
         secrets=box,
+        pictures=PictureFetcher(PicturePolicy(allow_private=settings.picture_fetch_allow_private)),
         max_groups_per_number=settings.max_groups_per_number,
     )
     endpoint = Endpoint(

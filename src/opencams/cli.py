@@ -12,6 +12,7 @@ import uvicorn
 
 from opencams import __version__
 from opencams.config import Settings, load_settings
+from opencams.sandbox.cli import build_app as build_sandbox_app
 from opencams.store import db
 from opencams.store.crypto import SecretKeyError, secret_box
 from opencams.store.provision import ProvisionError, apply, load_file
@@ -159,27 +160,34 @@ def db_current() -> None:
     typer.echo(f"database: {current or '(empty)'}; newest known: {db.head_revision()}")
 
 
-@app.command()
-def sandbox(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
-    callback: Annotated[str | None, typer.Option(help="URL signed webhooks are POSTed to.")] = None,
-    app_secret: Annotated[
-        str, typer.Option(help="App secret that signs webhooks (X-Hub-Signature-256).")
-    ] = "",
-    webhook_delay: Annotated[float, typer.Option(help="Seconds before a webhook is sent.")] = 1.0,
-) -> None:
-    """Run the WhatsApp simulator on its own (Graph at /graph/v23.0, controls at /control)."""
-    from opencams.sandbox import SandboxConfig, Simulator
+def _resolve_group(group_id: str) -> str:
+    """`opencams sandbox … --group G`: opencams GroupId -> Meta group id, from the database."""
+    from sqlalchemy import select
 
-    if not app_secret:
-        typer.echo("error: --app-secret is required to sign webhooks", err=True)
-        raise typer.Exit(2)
-    simulator = Simulator(
-        SandboxConfig(callback_url=callback, app_secret=app_secret, webhook_delay=webhook_delay)
-    )
-    typer.echo(f"simulator: Graph base URL http://{host}:{port}/graph/v23.0")
-    uvicorn.run(simulator.app, host=host, port=port, access_log=False)
+    from opencams.store.tables import chat_groups
+
+    settings = _settings()
+    engine = db.make_sync_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            meta = conn.execute(
+                select(chat_groups.c.meta_group_id).where(chat_groups.c.id == group_id)
+            ).scalar()
+    except Exception as exc:  # an unreachable database is an operator error here, not a bug
+        typer.echo(f"error: cannot read the database to resolve --group: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    if meta is None:
+        raise LookupError(f"no group {group_id} known to Meta in {settings.database_url}")
+    return str(meta)
+
+
+app.add_typer(
+    build_sandbox_app(_resolve_group),
+    name="sandbox",
+    help="The WhatsApp simulator: run it on its own, or drive a running one (test controls).",
+)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from opencams.channel.webhooks import parse_events
-from opencams.groups.events import apply_event, apply_parked_for_request
+from opencams.groups.events import apply_event, apply_parked
 from opencams.store.crypto import SecretBox
 from opencams.store.provision import apply, parse
 from opencams.store.repo import Store
@@ -74,8 +74,8 @@ async def test_early_event_is_parked_then_applied_once(store: Store, box: Secret
     assert await apply_event(store, early) == "parked"
     assert await apply_event(store, early) == "duplicate"
     await pending(store, box, "R1")
-    assert await apply_parked_for_request(store, "R1") == 1
-    assert await apply_parked_for_request(store, "R1") == 0
+    assert await apply_parked(store, request_id="R1") == 1
+    assert await apply_parked(store, request_id="R1") == 0
     group = await store.group("G1")
     assert group is not None
     assert (group.status, group.meta_group_id, group.invite_link) == (

@@ -35,3 +35,35 @@ def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == db.SQLITE_BUSY_TIMEOUT_MS
     engine.dispose()
+
+
+def test_upgrade_keeps_the_data_of_the_first_schema(db_url: str) -> None:
+    from alembic import command
+
+    engine = db.make_sync_engine(db_url)
+    command.upgrade(db._alembic_config(engine), "0001")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO accounts VALUES ('1000000000000001', 'acme', true, 1, 1)"))
+        conn.execute(text("INSERT INTO spaces VALUES ('cams-a', '1000000000000001', 'A', 1, 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO business_numbers (space_id, number, phone_number_id, waba_id,"
+                " access_token_enc, created_at, updated_at)"
+                " VALUES ('cams-a', '8613800000001', '1101', '2101', 'x', 1, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO chat_groups (id, number_id, channel_type, subject, subject_search,"
+                " status, participant_count, created_at, updated_at)"
+                " VALUES ('G1', 1, 'WHATSAPP', 'Old', 'old', 'ACTIVE', 0, 1, 2)"
+            )
+        )
+    engine.dispose()
+    assert db.upgrade(db_url) == ("0001", db.head_revision())
+    engine = db.make_sync_engine(db_url)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT subject, status, suspension_ts FROM chat_groups")).one()
+        assert tuple(row) == ("Old", "ACTIVE", None)
+        assert conn.execute(text("SELECT count(*) FROM participants")).scalar() == 0
+    engine.dispose()

@@ -84,7 +84,15 @@ class GraphClient:
         await self._http.aclose()
 
     async def _once(
-        self, method: str, path: str, token: str, *, json: Any = None, params: Any = None
+        self,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        data: Any = None,
+        files: Any = None,
     ) -> Any:
         try:
             response = await self._http.request(
@@ -92,6 +100,8 @@ class GraphClient:
                 path.lstrip("/"),
                 json=json,
                 params=params,
+                data=data,
+                files=files,
                 headers={"authorization": f"Bearer {token}"},
             )
         except httpx.ConnectError as exc:
@@ -120,7 +130,15 @@ class GraphClient:
         raise _classify(response.status_code, body)
 
     async def _call(
-        self, method: str, path: str, token: str, *, json: Any = None, params: Any = None
+        self,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        data: Any = None,
+        files: Any = None,
     ) -> Any:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
@@ -130,7 +148,9 @@ class GraphClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._once(method, path, token, json=json, params=params)
+                return await self._once(
+                    method, path, token, json=json, params=params, data=data, files=files
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def create_group(
@@ -197,3 +217,68 @@ class GraphClient:
             total_participant_count=int(count) if count is not None else None,
             participants=participants,
         )
+
+    async def update_group(
+        self,
+        group_id: str,
+        token: str,
+        *,
+        subject: str | None = None,
+        description: str | None = None,
+        picture: bytes | None = None,
+    ) -> str | None:
+        """Settings change; the outcome arrives by `group_settings_update`. Returns request_id."""
+        fields: dict[str, str] = {"messaging_product": "whatsapp"}
+        if subject is not None:
+            fields["subject"] = subject
+        if description is not None:
+            fields["description"] = description
+        if picture is None:
+            body = await self._call("POST", group_id, token, json=fields)
+        else:
+            # A picture travels as multipart, like Meta's media upload (spec §1.5).
+            body = await self._call(
+                "POST",
+                group_id,
+                token,
+                data=fields,
+                files={"file": ("profile.jpg", picture, "image/jpeg")},
+            )
+        request_id = body.get("request_id")
+        return str(request_id) if request_id else None
+
+    async def delete_group(self, group_id: str, token: str) -> str | None:
+        """Deletion; confirmed by `group_lifecycle_update`/`group_delete`."""
+        body = await self._call("DELETE", group_id, token)
+        request_id = body.get("request_id")
+        return str(request_id) if request_id else None
+
+    async def get_invite_link(self, group_id: str, token: str) -> str | None:
+        body = await self._call("GET", f"{group_id}/invite_link", token)
+        link = body.get("invite_link")
+        return str(link) if link else None
+
+    async def reset_invite_link(self, group_id: str, token: str) -> str:
+        body = await self._call(
+            "POST", f"{group_id}/invite_link", token, json={"messaging_product": "whatsapp"}
+        )
+        link = body.get("invite_link")
+        if not link:
+            raise GraphError("rejected", "Graph reset the invite link but returned none")
+        return str(link)
+
+    async def delete_invite_link(self, group_id: str, token: str) -> None:
+        await self._call(
+            "DELETE", f"{group_id}/invite_link", token, json={"messaging_product": "whatsapp"}
+        )
+
+    async def remove_participants(self, group_id: str, token: str, users: list[str]) -> str | None:
+        """Removal of up to 8 members; per-member outcome by `group_participants_update`."""
+        body = await self._call(
+            "DELETE",
+            f"{group_id}/participants",
+            token,
+            json={"messaging_product": "whatsapp", "participants": [{"user": u} for u in users]},
+        )
+        request_id = body.get("request_id")
+        return str(request_id) if request_id else None

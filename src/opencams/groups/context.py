@@ -1,17 +1,18 @@
-"""What an operation needs to run: who calls, and the parts it may use."""
+"""What an operation needs to run: who calls, and the parts it may use (as Protocols, so that the
+domain imports no HTTP client)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
-from opencams.channel.types import CreatedGroupRequest
+from opencams.channel.types import CreatedGroupRequest, GroupInfo, GroupPage
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
 
 
 class GroupChannel(Protocol):
-    """The Graph operations the domain uses (GraphClient; tests may pass another transport)."""
+    """The Graph operations the domain uses (`channel.graph.GraphClient`)."""
 
     async def create_group(
         self,
@@ -22,6 +23,56 @@ class GroupChannel(Protocol):
         description: str | None,
         join_approval_mode: str | None = None,
     ) -> CreatedGroupRequest: ...
+
+    async def update_group(
+        self,
+        group_id: str,
+        token: str,
+        *,
+        subject: str | None = None,
+        description: str | None = None,
+        picture: bytes | None = None,
+    ) -> str | None: ...
+
+    async def delete_group(self, group_id: str, token: str) -> str | None: ...
+
+    async def get_invite_link(self, group_id: str, token: str) -> str | None: ...
+
+    async def reset_invite_link(self, group_id: str, token: str) -> str: ...
+
+    async def delete_invite_link(self, group_id: str, token: str) -> None: ...
+
+    async def remove_participants(
+        self, group_id: str, token: str, users: list[str]
+    ) -> str | None: ...
+
+    async def list_groups(
+        self, phone_number_id: str, token: str, *, limit: int = 100, after: str | None = None
+    ) -> GroupPage: ...
+
+    async def get_group(self, group_id: str, token: str) -> GroupInfo: ...
+
+
+class PictureUnusable(Exception):
+    """The picture URL cannot be used; `reason` is shown to the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FetchedPicture(Protocol):
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+
+class PictureSource(Protocol):
+    """Fetches and checks a profile picture; raises PictureUnusable."""
+
+    async def fetch(self, url: str) -> FetchedPicture: ...
 
 
 @dataclass(frozen=True)
@@ -36,6 +87,7 @@ class Deps:
     store: Store
     channel: GroupChannel
     secrets: SecretBox
+    pictures: PictureSource | None = None
     max_groups_per_number: int = 10_000
 
 

@@ -1,69 +1,22 @@
-"""Applying Meta's group webhooks to the database: exactly once, in any order of arrival.
+"""Applying Meta's group webhooks: exactly once, in any order of arrival.
 
 Each event is recorded under a deduplication key in the same transaction that applies it, so a
 redelivery (or the same delivery reaching two servers) changes nothing the second time. An event
-about an operation opencams has not recorded yet (Meta can answer before AddChatGroup has written
-its row) is *parked* and applied when the operation appears; both sides re-check after they
-commit, so neither can miss the other.
+that names a group or an operation opencams has not recorded yet is *parked*: kept, and applied
+when the group or operation appears (after AddChatGroup stores its row, after a create webhook
+links Meta's group id, after sync adopts a group). Both sides re-check after they commit, so
+neither can miss the other. `effects` holds what each event does.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opencams.channel.webhooks import GroupEvent
+from opencams.groups.effects import Outcome, apply_effect
 from opencams.store.repo import Store, now_ms
-
-Outcome = Literal["applied", "duplicate", "parked", "ignored"]
-
-
-def _describe_errors(event: GroupEvent) -> str:
-    parts = []
-    for error in event.errors:
-        details = (
-            error.get("error_data", {}).get("details")
-            if isinstance(error.get("error_data"), dict)
-            else None
-        )
-        text = error.get("message") or error.get("title") or "unknown error"
-        parts.append(f"(#{error.get('code')}) {text}" + (f": {details}" if details else ""))
-    return "; ".join(parts) or "Meta reported a failure without details"
-
-
-async def _apply(store: Store, conn: AsyncConnection, event: GroupEvent) -> Outcome:
-    if event.field_name == "group_lifecycle_update" and event.type == "group_create":
-        if event.request_id is None:
-            return "ignored"
-        operation = await store.operation_by_request_id(conn, event.request_id)
-        if operation is None:
-            return "parked"
-        if operation.kind != "create":
-            return "ignored"
-        values: dict[str, str | None]
-        if event.errors:
-            values = {"status": "INACTIVE", "failure_reason": _describe_errors(event)}
-            succeeded = False
-        else:
-            values = {
-                "status": "ACTIVE",
-                "meta_group_id": event.group_id,
-                "invite_link": event.raw.get("invite_link") or None,
-                "join_approval_mode": event.raw.get("join_approval_mode") or None,
-            }
-            succeeded = True
-        settled = await store.finish_create(
-            conn,
-            operation,
-            group_values=values,
-            succeeded=succeeded,
-            error=None if succeeded else values["failure_reason"],
-        )
-        return "applied" if settled else "ignored"
-    return "ignored"
 
 
 def _stored_payload(event: GroupEvent) -> str:
@@ -87,6 +40,11 @@ def _event_from_payload(payload: str) -> GroupEvent:
     )
 
 
+def _links_group(event: GroupEvent, outcome: Outcome) -> bool:
+    """A create that succeeded makes Meta's group id known: events parked on it can go."""
+    return outcome == "applied" and event.type == "group_create" and bool(event.group_id)
+
+
 async def apply_event(store: Store, event: GroupEvent) -> Outcome:
     key = event.dedupe_key()
     try:
@@ -107,26 +65,51 @@ async def apply_event(store: Store, event: GroupEvent) -> Outcome:
             )
             if not recorded:
                 return "duplicate"
-            outcome = await _apply(store, conn, event)
+            outcome = await apply_effect(conn, event)
             await store.set_event_state(conn, key, outcome)
     except IntegrityError:
-        # The same event committed concurrently by another delivery.
-        return "duplicate"
-    if outcome == "parked" and event.request_id is not None:
-        await apply_parked_for_request(store, event.request_id)
+        # The same event committed concurrently by another delivery (or server)?
+        if await store.event_exists(key):
+            return "duplicate"
+        raise
+    if _links_group(event, outcome):
+        await apply_parked(store, meta_group_id=event.group_id)
+    elif outcome == "parked":
+        await apply_parked(store, request_id=event.request_id, meta_group_id=event.group_id)
     return outcome
 
 
-async def apply_parked_for_request(store: Store, request_id: str) -> int:
-    """Apply events parked for `request_id` now that its operation may exist; returns how many."""
+async def apply_parked(
+    store: Store,
+    *,
+    request_id: str | None = None,
+    meta_group_id: str | None = None,
+    everything: bool = False,
+) -> int:
+    """Retry parked events naming this request or Meta group (or all); returns how many applied."""
     applied = 0
-    for event_id, payload in await store.parked_events(request_id):
-        async with store.tx() as conn:
-            if await store.operation_by_request_id(conn, request_id) is None:
-                return applied
-            if not await store.claim_parked_event(conn, event_id):
-                continue  # another process applied it
-            outcome = await _apply(store, conn, _event_from_payload(payload))
-            await store.set_event_state(conn, event_id, outcome)
-            applied += outcome == "applied"
+    pending = [(request_id, meta_group_id)]
+    seen: set[str] = set()
+    while pending:
+        rid, gid = pending.pop()
+        events = (
+            await store.all_parked_events()
+            if everything
+            else await store.parked_events(request_id=rid, meta_group_id=gid)
+        )
+        everything = False
+        for event_id, payload in events:
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            event = _event_from_payload(payload)
+            async with store.tx() as conn:
+                if not await store.claim_parked_event(conn, event_id):
+                    continue  # another process took it
+                outcome = await apply_effect(conn, event)
+                await store.set_event_state(conn, event_id, outcome)
+            if outcome == "applied":
+                applied += 1
+                if _links_group(event, outcome):
+                    pending.append((None, event.group_id))
     return applied

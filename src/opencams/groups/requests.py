@@ -38,3 +38,33 @@ class ListChatGroupRequest:
     subject: str | None = None
     group_type: str | None = None
     group_link: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """The three parameters that name a group in every per-group action."""
+
+    cust_space_id: str
+    business_number: str
+    group_id: str
+    channel_type: str | None = None
+
+
+@dataclass(frozen=True)
+class UpdateChatGroupRequest:
+    ref: GroupRef
+    subject: str | None = None
+    description: str | None = None
+    profile_picture_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ListChatGroupParticipantsRequest:
+    ref: GroupRef
+    page: RawComplex | None = None
+
+
+@dataclass(frozen=True)
+class DeleteChatGroupParticipantsRequest:
+    ref: GroupRef
+    participants: RawComplex | None = None

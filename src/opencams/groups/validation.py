@@ -101,8 +101,22 @@ def page(raw: RawComplex | None, *, default: Page | None = None) -> Page:
         raise PageInvalid('Page must be a JSON object such as {"Index":1,"Size":20}')
     index = _page_int(value.get("Index"), "Index", raw.flattened)
     size = _page_int(value.get("Size"), "Size", raw.flattened)
+    return _bounded(index, size)
+
+
+def _bounded(index: int, size: int) -> Page:
     if index < 1:
         raise PageInvalid(f"Index must be 1 or more, got {index}")
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise PageInvalid(f"Size must be between 1 and {MAX_PAGE_SIZE}, got {size}")
     return Page(index=index, size=size)
+
+
+def optional_page(raw: RawComplex | None, default: Page) -> Page:
+    """Page where both it and its members are optional: what is absent takes the default."""
+    if raw is None:
+        return default
+    if not isinstance(raw.value, dict):
+        raise PageInvalid('Page must be a JSON object such as {"Index":1,"Size":20}')
+    value = {"Index": default.index, "Size": default.size, **raw.value}
+    return page(RawComplex(value, raw.flattened))

@@ -1,7 +1,7 @@
 """The action table: wire name -> RAM action, parameter decoding, handler.
 
 Decoding here is about the wire only (presence, encoding); what the values may be is decided by
-`groups.validation`.
+`groups.validation` and the handlers.
 """
 
 from __future__ import annotations
@@ -10,9 +10,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opencams.groups import service
+from opencams.groups import lifecycle, links, listing, members
 from opencams.groups.context import Ctx
-from opencams.groups.requests import AddChatGroupRequest, ListChatGroupRequest, RawComplex
+from opencams.groups.requests import (
+    AddChatGroupRequest,
+    DeleteChatGroupParticipantsRequest,
+    GroupRef,
+    ListChatGroupParticipantsRequest,
+    ListChatGroupRequest,
+    RawComplex,
+    UpdateChatGroupRequest,
+)
 from opencams.rpc.errors import MissingParameter
 from opencams.rpc.params import NotJson, Params
 
@@ -27,21 +35,37 @@ class Action:
     handler: Callable[[Ctx, Any], Awaitable[dict[str, Any]]]
 
 
-def _page(params: Params) -> RawComplex | None:
+def _complex(params: Params, name: str) -> RawComplex | None:
     try:
-        value = params.complex("Page")
+        value = params.complex(name)
     except NotJson:
-        # Not JSON at all: validation refuses it like any other non-object (PageInvalid), in its
-        # turn, after the allowlist check.
-        return RawComplex(params.values["Page"], flattened=False)
+        # Not JSON at all: validation refuses it like any other value of the wrong shape, in its
+        # turn (after the allowlist check), with the parameter's own business code.
+        return RawComplex(params.values[name], flattened=False)
     return RawComplex(value.value, value.flattened) if value else None
 
 
-def _decode_add_chat_group(params: Params) -> AddChatGroupRequest:
+def _present(name: str, params: Params) -> str:
+    """Required, but white space alone is present (and then judged by content rules)."""
+    value = params.values.get(name)
+    if not value:
+        raise MissingParameter(name)
+    return value
+
+
+def _ref(params: Params) -> GroupRef:
+    return GroupRef(
+        cust_space_id=params.require("CustSpaceId"),
+        business_number=params.require("BusinessNumber"),
+        group_id=params.require("GroupId"),
+        channel_type=params.get("ChannelType"),
+    )
+
+
+def _add_chat_group(params: Params) -> AddChatGroupRequest:
     return AddChatGroupRequest(
         cust_space_id=params.require("CustSpaceId"),
         business_number=params.require("BusinessNumber"),
-        # Subject of only spaces is present but invalid (SubjectInvalid), not missing.
         subject=_present("Subject", params),
         description=params.get("Description"),
         channel_type=params.get("ChannelType"),
@@ -49,10 +73,10 @@ def _decode_add_chat_group(params: Params) -> AddChatGroupRequest:
     )
 
 
-def _decode_list_chat_group(params: Params) -> ListChatGroupRequest:
+def _list_chat_group(params: Params) -> ListChatGroupRequest:
     cust_space_id = params.require("CustSpaceId")
     business_number = params.require("BusinessNumber")
-    page = _page(params)
+    page = _complex(params, "Page")
     if page is None:
         raise MissingParameter("Page")
     return ListChatGroupRequest(
@@ -67,19 +91,63 @@ def _decode_list_chat_group(params: Params) -> ListChatGroupRequest:
     )
 
 
-def _present(name: str, params: Params) -> str:
-    value = params.values.get(name)
-    if not value:
-        raise MissingParameter(name)
-    return value
+def _update_chat_group(params: Params) -> UpdateChatGroupRequest:
+    ref = _ref(params)
+    subject = params.values.get("Subject") or None
+    description = params.values.get("Description")
+    picture = params.get("ProfilePictureFile")
+    if subject is None and description is None and picture is None:
+        raise MissingParameter("Subject, Description or ProfilePictureFile")
+    return UpdateChatGroupRequest(
+        ref=ref, subject=subject, description=description, profile_picture_file=picture
+    )
+
+
+def _list_participants(params: Params) -> ListChatGroupParticipantsRequest:
+    return ListChatGroupParticipantsRequest(ref=_ref(params), page=_complex(params, "Page"))
+
+
+def _delete_participants(params: Params) -> DeleteChatGroupParticipantsRequest:
+    return DeleteChatGroupParticipantsRequest(
+        ref=_ref(params), participants=_complex(params, "List")
+    )
 
 
 ACTIONS: dict[str, Action] = {
     action.name: action
     for action in (
-        Action("AddChatGroup", "cams:AddChatGroup", _decode_add_chat_group, service.add_chat_group),
+        Action("AddChatGroup", "cams:AddChatGroup", _add_chat_group, lifecycle.add_chat_group),
+        Action("ListChatGroup", "cams:ListChatGroup", _list_chat_group, listing.list_chat_group),
         Action(
-            "ListChatGroup", "cams:ListChatGroup", _decode_list_chat_group, service.list_chat_group
+            "UpdateChatGroup",
+            "cams:UpdateChatGroup",
+            _update_chat_group,
+            lifecycle.update_chat_group,
+        ),
+        Action("DeleteChatGroup", "cams:DeleteChatGroup", _ref, lifecycle.delete_chat_group),
+        Action(
+            "AddChatGroupInviteLink",
+            "cams:AddChatGroupInviteLink",
+            _ref,
+            links.add_chat_group_invite_link,
+        ),
+        Action(
+            "DeleteChatGroupInviteLink",
+            "cams:DeleteChatGroupInviteLink",
+            _ref,
+            links.delete_chat_group_invite_link,
+        ),
+        Action(
+            "ListChatGroupParticipants",
+            "cams:ListChatGroupParticipants",
+            _list_participants,
+            listing.list_chat_group_participants,
+        ),
+        Action(
+            "DeleteChatGroupParticipants",
+            "cams:DeleteChatGroupParticipants",
+            _delete_participants,
+            members.delete_chat_group_participants,
         ),
     )
 }

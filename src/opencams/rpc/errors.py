@@ -10,8 +10,9 @@
     │   ├── InternalError, ServiceUnavailable
     └── BusinessError              HTTP 200, body {RequestId, Code, Message, Success: false}
         ├── PageInvalid, ChannelTypeNotSupport, GroupStatusNotSupport, PhoneNumberError
-        ├── SubjectInvalid, DescriptionInvalid
-        ├── NoAuth, NotInAllowlist, ChatGroupNotFound, ChatGroupLimitExceeded
+        ├── SubjectInvalid, DescriptionInvalid, ProfilePictureInvalid, ParticipantListInvalid
+        ├── NoAuth, NotInAllowlist, ChatGroupNotFound, ParticipantNotFound
+        ├── ChatGroupInvalidStatus, ChatGroupLimitExceeded
         └── ChannelError*: NotEligible, Throttled, Unavailable, Rejected
 
 The split follows the official SDK: it raises on 4xx/5xx and returns 2xx bodies as responses
@@ -173,6 +174,16 @@ class DescriptionInvalid(BusinessError):
     template = "The group description is invalid: {detail}"
 
 
+class ProfilePictureInvalid(BusinessError):
+    code = "InvalidParameter.ProfilePictureInvalid"
+    template = "The profile picture is not acceptable: {detail}"
+
+
+class ParticipantListInvalid(BusinessError):
+    code = "InvalidParameter.ParticipantListInvalid"
+    template = "The participant List is invalid: {detail}"
+
+
 class NoAuth(BusinessError):
     code = "Authentication.NoAuth"
     # Deliberately says neither whether the space or the number was the miss (contract §3).
@@ -190,6 +201,16 @@ class NotInAllowlist(BusinessError):
 class ChatGroupNotFound(BusinessError):
     code = "NotFound.ChatGroup"
     template = "The chat group does not exist."
+
+
+class ParticipantNotFound(BusinessError):
+    code = "NotFound.Participant"
+    template = "Not a member of the group: {detail}"
+
+
+class ChatGroupInvalidStatus(BusinessError):
+    code = "InvalidStatus.ChatGroup"
+    template = "The group is {status}; {detail}"
 
 
 class ChatGroupLimitExceeded(BusinessError):

@@ -43,8 +43,11 @@ class GroupRecord:
     business_role: str | None
     join_approval_mode: str | None
     failure_reason: str | None
+    picture_sha256: str | None
+    suspension_ts: int | None
     created_at: int
     updated_at: int
+    deleted_at: int | None
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,5 @@ class OperationRecord:
     group_id: str
     meta_request_id: str | None
     state: str
+    payload: str | None = None
+    created_at: int = 0

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,7 +22,6 @@ from opencams.store.records import (
     GroupFilter,
     GroupRecord,
     NumberRecord,
-    OperationRecord,
 )
 from opencams.store.tables import (
     access_keys,
@@ -49,7 +48,7 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-_GROUP_COLUMNS = (
+GROUP_COLUMNS = (
     chat_groups.c.id,
     chat_groups.c.number_id,
     business_numbers.c.number.label("business_number"),
@@ -66,12 +65,26 @@ _GROUP_COLUMNS = (
     chat_groups.c.business_role,
     chat_groups.c.join_approval_mode,
     chat_groups.c.failure_reason,
+    chat_groups.c.picture_sha256,
+    chat_groups.c.suspension_ts,
     chat_groups.c.created_at,
     chat_groups.c.updated_at,
+    chat_groups.c.deleted_at,
 )
 
 
-def _group(row: Any) -> GroupRecord:
+OPERATION_COLUMNS = (
+    operations.c.id,
+    operations.c.kind,
+    operations.c.group_id,
+    operations.c.meta_request_id,
+    operations.c.state,
+    operations.c.payload,
+    operations.c.created_at,
+)
+
+
+def group_record(row: Any) -> GroupRecord:
     return GroupRecord(**row._asdict())
 
 
@@ -239,7 +252,7 @@ class Store:
         where = self._filtered(flt)
         count_query = select(func.count()).select_from(chat_groups).where(where)
         page_query = (
-            select(*_GROUP_COLUMNS)
+            select(*GROUP_COLUMNS)
             .join(business_numbers, business_numbers.c.id == chat_groups.c.number_id)
             .where(where)
             .order_by(chat_groups.c.created_at.desc(), chat_groups.c.id.desc())
@@ -249,35 +262,19 @@ class Store:
         async with self.tx() as conn:
             total = int((await conn.execute(count_query)).scalar_one())
             rows: Sequence[Any] = (await conn.execute(page_query)).all() if offset < total else []
-        return total, [_group(r) for r in rows]
+        return total, [group_record(r) for r in rows]
 
     async def group(self, group_id: str) -> GroupRecord | None:
         query = (
-            select(*_GROUP_COLUMNS)
+            select(*GROUP_COLUMNS)
             .join(business_numbers, business_numbers.c.id == chat_groups.c.number_id)
             .where(chat_groups.c.id == group_id)
         )
         async with self.tx() as conn:
             row = (await conn.execute(query)).first()
-        return _group(row) if row else None
+        return group_record(row) if row else None
 
     # --- operations and webhook events ------------------------------------------------------
-
-    async def operation_by_request_id(
-        self, conn: AsyncConnection, request_id: str
-    ) -> OperationRecord | None:
-        row = (
-            await conn.execute(
-                select(
-                    operations.c.id,
-                    operations.c.kind,
-                    operations.c.group_id,
-                    operations.c.meta_request_id,
-                    operations.c.state,
-                ).where(operations.c.meta_request_id == request_id)
-            )
-        ).first()
-        return OperationRecord(**row._asdict()) if row else None
 
     async def record_event(self, conn: AsyncConnection, event: dict[str, Any]) -> bool:
         """Insert a webhook event; False when the same event was seen before (a redelivery)."""
@@ -291,19 +288,46 @@ class Store:
         await conn.execute(insert(webhook_events).values(**event))
         return True
 
-    async def parked_events(self, request_id: str) -> list[tuple[str, str]]:
+    async def parked_events(
+        self, *, request_id: str | None = None, meta_group_id: str | None = None
+    ) -> list[tuple[str, str]]:
+        """Parked events naming this request or this Meta group, oldest first."""
+        conditions = []
+        if request_id is not None:
+            conditions.append(webhook_events.c.meta_request_id == request_id)
+        if meta_group_id is not None:
+            conditions.append(webhook_events.c.meta_group_id == meta_group_id)
+        if not conditions:
+            return []
         async with self.tx() as conn:
             rows = (
                 await conn.execute(
                     select(webhook_events.c.id, webhook_events.c.payload)
-                    .where(
-                        webhook_events.c.meta_request_id == request_id,
-                        webhook_events.c.state == "parked",
-                    )
-                    .order_by(webhook_events.c.received_at)
+                    .where(or_(*conditions), webhook_events.c.state == "parked")
+                    .order_by(webhook_events.c.received_at, webhook_events.c.id)
                 )
             ).all()
         return [(r.id, r.payload) for r in rows]
+
+    async def all_parked_events(self) -> list[tuple[str, str]]:
+        async with self.tx() as conn:
+            rows = (
+                await conn.execute(
+                    select(webhook_events.c.id, webhook_events.c.payload)
+                    .where(webhook_events.c.state == "parked")
+                    .order_by(webhook_events.c.received_at, webhook_events.c.id)
+                )
+            ).all()
+        return [(r.id, r.payload) for r in rows]
+
+    async def event_exists(self, event_id: str) -> bool:
+        async with self.tx() as conn:
+            row = (
+                await conn.execute(
+                    select(webhook_events.c.id).where(webhook_events.c.id == event_id)
+                )
+            ).first()
+        return row is not None
 
     async def claim_parked_event(self, conn: AsyncConnection, event_id: str) -> bool:
         """Flip a parked event to applied; only one caller can win."""
@@ -320,28 +344,3 @@ class Store:
             .where(webhook_events.c.id == event_id)
             .values(state=state, applied_at=now_ms() if state == "applied" else None)
         )
-
-    async def finish_create(
-        self,
-        conn: AsyncConnection,
-        operation: OperationRecord,
-        *,
-        group_values: dict[str, Any],
-        succeeded: bool,
-        error: str | None,
-    ) -> bool:
-        """Settle a pending create; False when it was settled already (idempotent)."""
-        now = now_ms()
-        result = await conn.execute(
-            update(operations)
-            .where(operations.c.id == operation.id, operations.c.state == "pending")
-            .values(state="succeeded" if succeeded else "failed", error=error, completed_at=now)
-        )
-        if not result.rowcount:
-            return False
-        await conn.execute(
-            update(chat_groups)
-            .where(chat_groups.c.id == operation.group_id, chat_groups.c.status == "CREATING")
-            .values(updated_at=now, **group_values)
-        )
-        return True

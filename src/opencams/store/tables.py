@@ -96,6 +96,10 @@ chat_groups = Table(
     Column("business_role", String(64), nullable=True),
     Column("join_approval_mode", String(32), nullable=True),
     Column("failure_reason", Text, nullable=True),
+    Column("picture_sha256", String(64), nullable=True),
+    # Meta's timestamp (unix seconds) of the last suspension event applied: an older one that
+    # arrives late must not undo a newer one.
+    Column("suspension_ts", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger, nullable=True),
@@ -112,9 +116,38 @@ operations = Table(
     Column("meta_request_id", String(128), nullable=True, unique=True),
     Column("state", String(16), nullable=False),  # pending | succeeded | failed
     Column("payload", Text, nullable=True),  # JSON of what was asked
+    Column("result", Text, nullable=True),  # JSON of what Meta reported, per item
     Column("error", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("completed_at", BigInteger, nullable=True),
+)
+
+participants = Table(
+    "participants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_id", String(32), ForeignKey("chat_groups.id"), nullable=False),
+    Column("wa_id", String(32), nullable=False),
+    Column("state", String(16), nullable=False),  # member | left | removed
+    # Join order: Meta's join time (seconds), then the order opencams applied joins in.
+    Column("joined_ts", BigInteger, nullable=False),
+    Column("join_seq", BigInteger, nullable=False),
+    # Meta's timestamp of the last event applied to this membership (reordering guard).
+    Column("last_event_ts", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("group_id", "wa_id", name="uq_participants_group_wa"),
+    Index("ix_participants_listing", "group_id", "state", "joined_ts", "join_seq"),
+)
+
+join_requests = Table(
+    "join_requests",
+    metadata,
+    Column("group_id", String(32), ForeignKey("chat_groups.id"), primary_key=True),
+    Column("wa_id", String(32), primary_key=True),
+    Column("join_request_id", String(256), nullable=True),
+    Column("state", String(16), nullable=False),  # pending | revoked | joined
+    Column("last_event_ts", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 webhook_events = Table(
@@ -125,7 +158,7 @@ webhook_events = Table(
     Column("field", String(64), nullable=False),
     Column("event_type", String(64), nullable=False),
     Column("meta_request_id", String(128), nullable=True, index=True),
-    Column("meta_group_id", String(256), nullable=True),
+    Column("meta_group_id", String(256), nullable=True, index=True),
     Column("phone_number_id", String(64), nullable=True),
     Column("payload", Text, nullable=False),
     Column("state", String(16), nullable=False),  # applied | parked | ignored

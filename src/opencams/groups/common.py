@@ -1,0 +1,99 @@
+"""Checks and conversions shared by the chat-group actions."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from opencams.channel.errors import GraphError
+from opencams.groups import validation
+from opencams.groups.context import Ctx
+from opencams.groups.requests import GroupRef
+from opencams.rpc.errors import (
+    BusinessError,
+    ChannelNotEligible,
+    ChannelRejected,
+    ChannelThrottled,
+    ChannelUnavailable,
+    ChatGroupInvalidStatus,
+    ChatGroupNotFound,
+    NoAuth,
+    NotInAllowlist,
+)
+from opencams.store import queries
+from opencams.store.records import GroupRecord, NumberRecord
+
+# Statuses in which the group exists at Meta and takes changes (contract §3: no write while
+# CREATING, DELETING or SUSPENDED; INACTIVE groups were never created at Meta).
+WRITABLE = frozenset({"ACTIVE", "UPDATING"})
+
+
+def require_allowlisted(ctx: Ctx) -> None:
+    if not ctx.caller.allowlisted:
+        raise NotInAllowlist()
+
+
+async def resolve_number(ctx: Ctx, space_id: str, number: str) -> NumberRecord:
+    record = await ctx.deps.store.number_in_space(ctx.caller.account_id, space_id, number)
+    if record is None:
+        raise NoAuth()
+    return record
+
+
+async def resolve_group(ctx: Ctx, ref: GroupRef) -> tuple[NumberRecord, GroupRecord]:
+    """Allowlist, parameter content, tenancy, then the group itself."""
+    require_allowlisted(ctx)
+    validation.channel_type(ref.channel_type)
+    validation.phone_number(ref.business_number)
+    number = await resolve_number(ctx, ref.cust_space_id, ref.business_number)
+    async with ctx.deps.store.tx() as conn:
+        group = await queries.group_of_number(conn, ref.group_id, number.id)
+    if group is None:
+        raise ChatGroupNotFound()
+    return number, group
+
+
+def require_status(group: GroupRecord, allowed: Collection[str], doing: str) -> None:
+    if group.status not in allowed:
+        raise ChatGroupInvalidStatus(
+            f"{doing} needs it {' or '.join(sorted(allowed))}.", status=group.status
+        )
+
+
+def token(ctx: Ctx, number: NumberRecord) -> str:
+    return ctx.deps.secrets.open(number.access_token_enc)
+
+
+def meta_id(group: GroupRecord) -> str:
+    # Every WRITABLE group was confirmed by Meta, which gave it its id.
+    assert group.meta_group_id is not None, group.id
+    return group.meta_group_id
+
+
+def channel_error(exc: GraphError) -> BusinessError:
+    mapping: dict[str, type[BusinessError]] = {
+        "not_eligible": ChannelNotEligible,
+        "throttled": ChannelThrottled,
+        "unavailable": ChannelUnavailable,
+        "rejected": ChannelRejected,
+    }
+    return mapping[exc.category](exc.describe())
+
+
+def group_item(group: GroupRecord) -> dict[str, Any]:
+    """A ListChatGroup item; keys without a value are omitted (contract §5)."""
+    item: dict[str, Any] = {
+        "GroupId": group.id,
+        "BusinessNumber": group.business_number,
+        "Subject": group.subject,
+        "Description": group.description,
+        "GroupStatus": group.status,
+        "InviteLink": group.invite_link,
+        "ProfilePictureFile": group.profile_picture_url,
+        "TotalParticipantCount": group.participant_count,
+        "GmtModifier": group.updated_at,
+        "GroupType": group.group_type,
+        "GroupLink": group.group_link,
+        "BusinessRole": group.business_role,
+    }
+    return {k: v for k, v in item.items() if v is not None and v != ""}

@@ -1,0 +1,302 @@
+"""What each Meta group webhook does to the database (contract §5; spec §2).
+
+Every handler runs inside the transaction that also records the event, and returns:
+`applied`, `ignored` (nothing to do: stale, already settled, deleted group), or `parked` (it
+names a group or an operation opencams has not recorded yet; it is kept and retried).
+
+Reordering: memberships and suspensions remember Meta's timestamp of the last event applied to
+them, and an older event that arrives later is ignored. Meta's timestamps are whole seconds: of two
+events in the same second, the one applied last wins.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opencams.channel.webhooks import GroupEvent
+from opencams.store import queries
+from opencams.store.records import GroupRecord, OperationRecord
+from opencams.store.repo import now_ms
+
+Outcome = Literal["applied", "duplicate", "parked", "ignored"]
+Handler = Callable[[AsyncConnection, GroupEvent], Awaitable[Outcome]]
+
+
+def describe_errors(errors: list[Any]) -> str:
+    parts = []
+    for error in errors:
+        if not isinstance(error, dict):
+            continue
+        data = error.get("error_data")
+        details = data.get("details") if isinstance(data, dict) else None
+        text = error.get("message") or error.get("title") or "unknown error"
+        parts.append(f"(#{error.get('code')}) {text}" + (f": {details}" if details else ""))
+    return "; ".join(parts) or "Meta reported a failure without details"
+
+
+def event_ts(event: GroupEvent) -> int:
+    try:
+        return int(event.timestamp) if event.timestamp is not None else int(time.time())
+    except ValueError:
+        return int(time.time())
+
+
+def _payload(op: OperationRecord) -> dict[str, Any]:
+    value = json.loads(op.payload) if op.payload else {}
+    return value if isinstance(value, dict) else {}
+
+
+async def _operation(
+    conn: AsyncConnection, event: GroupEvent, group: GroupRecord, kind: str
+) -> OperationRecord | None:
+    """By Meta's request id; else the group's pending operation of that kind (Meta can answer
+    by webhook before opencams has stored the request id of its own call)."""
+    if event.request_id is not None:
+        op = await queries.operation_by_request_id(conn, event.request_id)
+        if op is not None:
+            return op if op.kind == kind else None
+    return await queries.pending_operation(conn, group.id, kind)
+
+
+async def _live_group(conn: AsyncConnection, event: GroupEvent) -> GroupRecord | Outcome:
+    if event.group_id is None:
+        return "ignored"
+    group = await queries.group_by_meta_id(conn, event.group_id)
+    if group is None:
+        return "parked"
+    if group.deleted_at is not None:
+        return "ignored"
+    return group
+
+
+# --- group_lifecycle_update -------------------------------------------------------------------
+
+
+async def group_create(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+    if event.request_id is None:
+        return "ignored"
+    op = await queries.operation_by_request_id(conn, event.request_id)
+    if op is None:
+        return "parked"
+    if op.kind != "create" or op.state != "pending":
+        return "ignored"
+    if event.errors or not event.group_id:
+        reason = describe_errors(event.errors)
+        await queries.set_group(
+            conn, op.group_id, when_status={"CREATING"}, status="INACTIVE", failure_reason=reason
+        )
+        await queries.settle_operation(conn, op.id, "failed", error=reason)
+        return "applied"
+    await queries.set_group(
+        conn,
+        op.group_id,
+        when_status={"CREATING"},
+        status="ACTIVE",
+        meta_group_id=event.group_id,
+        invite_link=event.raw.get("invite_link") or None,
+        join_approval_mode=event.raw.get("join_approval_mode") or None,
+    )
+    await queries.settle_operation(conn, op.id, "succeeded", result={"group_id": event.group_id})
+    return "applied"
+
+
+async def group_delete(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+    group = await _live_group(conn, event)
+    if isinstance(group, str):
+        return group
+    op = await _operation(conn, event, group, "delete")
+    if event.errors:
+        reason = describe_errors(event.errors)
+        previous = _payload(op).get("previous_status", "ACTIVE") if op else "ACTIVE"
+        await queries.set_group(
+            conn, group.id, when_status={"DELETING"}, status=previous, failure_reason=reason
+        )
+        if op is not None:
+            await queries.settle_operation(conn, op.id, "failed", error=reason)
+        return "applied"
+    # Deleted at Meta, whoever asked: the group is gone, and so is anything pending on it.
+    await queries.set_group(conn, group.id, deleted_at=now_ms())
+    for pending in await queries.pending_operations(conn, [group.id]):
+        if op is not None and pending.id == op.id:
+            await queries.settle_operation(conn, pending.id, "succeeded")
+        else:
+            await queries.settle_operation(
+                conn, pending.id, "failed", error="the group was deleted"
+            )
+    return "applied"
+
+
+# --- group_settings_update --------------------------------------------------------------------
+
+_ATTRIBUTES = ("group_subject", "group_description", "profile_picture")
+
+
+async def group_settings_update(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+    op = None
+    if event.request_id is not None:
+        op = await queries.operation_by_request_id(conn, event.request_id)
+    if op is None:
+        group = await _live_group(conn, event)
+        if isinstance(group, str):
+            return group
+        op = await queries.pending_operation(conn, group.id, "update")
+        if op is None:
+            # A change opencams did not ask for (yet): keep it if it names a request.
+            return "parked" if event.request_id is not None else "ignored"
+    if op.kind != "update" or op.state != "pending":
+        return "ignored"
+    asked = _payload(op)
+    values: dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
+    failures: list[str] = []
+    for key in _ATTRIBUTES:
+        part = event.raw.get(key)
+        if not isinstance(part, dict):
+            continue
+        ok = part.get("update_successful") in (True, "true")
+        outcome[key] = "updated" if ok else "refused"
+        if not ok:
+            errors = part.get("errors") if isinstance(part.get("errors"), list) else event.errors
+            failures.append(f"{key}: {describe_errors(errors or [])}")
+        elif key == "group_subject":
+            subject = str(part.get("text") or asked.get("subject") or "")
+            if subject:
+                values.update(subject=subject, subject_search=subject.casefold())
+        elif key == "group_description":
+            values["description"] = part.get("text", asked.get("description"))
+        else:
+            values.update(
+                profile_picture_url=asked.get("picture_url"),
+                picture_sha256=part.get("sha256") or asked.get("picture_sha256"),
+            )
+    if not outcome and event.errors:
+        failures.append(describe_errors(event.errors))
+    values["failure_reason"] = "; ".join(failures) or None
+    await queries.set_group(conn, op.group_id, **values)
+    await queries.set_group(conn, op.group_id, when_status={"UPDATING"}, status="ACTIVE")
+    state = (
+        "succeeded" if not failures else ("partial" if len(failures) < len(outcome) else "failed")
+    )
+    await queries.settle_operation(
+        conn, op.id, state, result=outcome, error=values["failure_reason"]
+    )
+    return "applied"
+
+
+# --- group_participants_update ----------------------------------------------------------------
+
+
+def _who(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return None
+    value = entry.get("wa_id") or entry.get("input")
+    return str(value).lstrip("+") if value else None
+
+
+async def participants_add(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+    group = await _live_group(conn, event)
+    if isinstance(group, str):
+        return group
+    ts = event_ts(event)
+    for entry in event.raw.get("added_participants") or []:
+        wa_id = _who(entry)
+        if wa_id:
+            await queries.set_membership(conn, group.id, wa_id, queries.MEMBER, ts)
+            await queries.set_join_request(conn, group.id, wa_id, "joined", ts, None)
+    await queries.recount_participants(conn, group.id)
+    return "applied"
+
+
+async def participants_remove(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+    group = await _live_group(conn, event)
+    if isinstance(group, str):
+        return group
+    ts = event_ts(event)
+    by_business = event.raw.get("initiated_by") == "business"
+    removed = [w for w in (_who(e) for e in event.raw.get("removed_participants") or []) if w]
+    for wa_id in removed:
+        # Removed by the business: barred from rejoining by link. Left: may come back.
+        await queries.set_membership(
+            conn, group.id, wa_id, "removed" if by_business else "left", ts
+        )
+    await queries.recount_participants(conn, group.id)
+    if by_business:
+        op = await _operation(conn, event, group, "remove_participants")
+        if op is not None and op.state == "pending":
+            failed = {
+                w: describe_errors(e.get("errors") or [])
+                for e in event.raw.get("failed_participants") or []
+                if (w := _who(e))
+            }
+            state = "succeeded" if not failed else ("partial" if removed else "failed")
+            await queries.settle_operation(
+                conn,
+                op.id,
+                state,
+                result={"removed": removed, "failed": failed},
+                error="; ".join(f"{k}: {v}" for k, v in failed.items()) or None,
+            )
+    return "applied"
+
+
+async def join_request(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+    group = await _live_group(conn, event)
+    if isinstance(group, str):
+        return group
+    wa_id = _who(event.raw)
+    if not wa_id:
+        return "ignored"
+    state = "pending" if event.type == "group_join_request_created" else "revoked"
+    raw_id = event.raw.get("join_request_id")
+    await queries.set_join_request(
+        conn, group.id, wa_id, state, event_ts(event), str(raw_id) if raw_id else None
+    )
+    return "applied"
+
+
+# --- group_status_update ----------------------------------------------------------------------
+
+
+async def suspension(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+    group = await _live_group(conn, event)
+    if isinstance(group, str):
+        return group
+    ts = event_ts(event)
+    if group.suspension_ts is not None and ts < group.suspension_ts:
+        return "ignored"  # an older suspension event, delivered late
+    if event.type == "group_suspend":
+        await queries.set_group(
+            conn,
+            group.id,
+            when_status={"ACTIVE", "UPDATING", "DELETING", "SUSPENDED"},
+            status="SUSPENDED",
+            suspension_ts=ts,
+        )
+    elif not await queries.set_group(
+        conn, group.id, when_status={"SUSPENDED"}, status="ACTIVE", suspension_ts=ts
+    ):
+        await queries.set_group(conn, group.id, suspension_ts=ts)
+    return "applied"
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("group_lifecycle_update", "group_create"): group_create,
+    ("group_lifecycle_update", "group_delete"): group_delete,
+    ("group_settings_update", "group_settings_update"): group_settings_update,
+    ("group_participants_update", "group_participants_add"): participants_add,
+    ("group_participants_update", "group_participants_remove"): participants_remove,
+    ("group_participants_update", "group_join_request_created"): join_request,
+    ("group_participants_update", "group_join_request_revoked"): join_request,
+    ("group_status_update", "group_suspend"): suspension,
+    ("group_status_update", "group_suspend_cleared"): suspension,
+}
+
+
+async def apply_effect(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+    handler = HANDLERS.get((event.field_name, event.type))
+    return "ignored" if handler is None else await handler(conn, event)

@@ -1,0 +1,192 @@
+"""AddChatGroup, UpdateChatGroup, DeleteChatGroup: the asynchronous, Meta-confirmed changes.
+
+Update and delete first move the group to UPDATING/DELETING and record a pending operation in one
+transaction (so two callers cannot both start a change, and an acknowledged change survives a
+restart), then call Meta. A synchronous refusal settles the operation as failed and puts the
+status back; success stores Meta's request id, and the webhook (or sync) settles the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from opencams.channel.errors import GraphError
+from opencams.groups import validation
+from opencams.groups.common import (
+    WRITABLE,
+    channel_error,
+    meta_id,
+    require_allowlisted,
+    require_status,
+    resolve_group,
+    resolve_number,
+    token,
+)
+from opencams.groups.context import Ctx, PictureUnusable
+from opencams.groups.events import apply_parked
+from opencams.groups.ids import new_group_id, new_unique_code
+from opencams.groups.requests import AddChatGroupRequest, GroupRef, UpdateChatGroupRequest
+from opencams.rpc.errors import (
+    ChatGroupInvalidStatus,
+    ChatGroupLimitExceeded,
+    ProfilePictureInvalid,
+)
+from opencams.store import queries
+from opencams.store.records import GroupRecord
+from opencams.store.repo import now_ms
+
+
+async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> dict[str, Any]:
+    require_allowlisted(ctx)
+    channel_type = validation.channel_type(req.channel_type)
+    validation.phone_number(req.business_number)
+    subject = validation.subject(req.subject)
+    description = validation.description(req.description)
+    number = await resolve_number(ctx, req.cust_space_id, req.business_number)
+
+    limit = ctx.deps.max_groups_per_number
+    if await ctx.deps.store.count_live_groups(number.id) >= limit:
+        raise ChatGroupLimitExceeded(limit=limit)
+
+    try:
+        created = await ctx.deps.channel.create_group(
+            number.phone_number_id, token(ctx, number), subject=subject, description=description
+        )
+    except GraphError as exc:
+        # A synchronous refusal leaves nothing behind: no group row, no operation.
+        raise channel_error(exc) from exc
+
+    group_id = new_group_id()
+    unique_code = new_unique_code()
+    now = now_ms()
+    await ctx.deps.store.insert_group_with_operation(
+        group={
+            "id": group_id,
+            "number_id": number.id,
+            "channel_type": channel_type,
+            "subject": subject,
+            "subject_search": subject.casefold(),
+            "description": description,
+            "status": "CREATING",
+            "participant_count": 0,
+            "group_link": req.group_link,
+            "created_at": now,
+            "updated_at": now,
+        },
+        operation={
+            "id": unique_code,
+            "kind": "create",
+            "group_id": group_id,
+            "meta_request_id": created.request_id,
+            "state": "pending",
+            "payload": json.dumps({"subject": subject, "description": description}),
+            "created_at": now,
+        },
+    )
+    # Meta may have answered by webhook before the row above existed; such an event was parked.
+    await apply_parked(ctx.deps.store, request_id=created.request_id)
+    return {"UniqueCode": unique_code, "GroupId": group_id}
+
+
+async def begin(
+    ctx: Ctx, group: GroupRecord, kind: str, to_status: str, payload: dict[str, Any]
+) -> str:
+    """Claim the group for a change and record the pending operation; returns its id."""
+    op_id = new_unique_code()
+    async with ctx.deps.store.tx() as conn:
+        if not await queries.set_group(conn, group.id, when_status=WRITABLE, status=to_status):
+            current = await queries.group_by_id(conn, group.id)
+            raise ChatGroupInvalidStatus(
+                "another change of the group is under way.",
+                status=current.status if current else "gone",
+            )
+        payload = {**payload, "previous_status": group.status}
+        await queries.insert_operation(
+            conn, op_id=op_id, kind=kind, group_id=group.id, meta_request_id=None, payload=payload
+        )
+    return op_id
+
+
+async def refused(
+    ctx: Ctx, op_id: str, exc: GraphError, *, group: GroupRecord, claimed: str | None
+) -> None:
+    """Meta refused at once: settle the operation; put back the status this call claimed."""
+    async with ctx.deps.store.tx() as conn:
+        await queries.settle_operation(conn, op_id, "failed", error=exc.describe())
+        if claimed is not None:
+            await queries.set_group(
+                conn,
+                group.id,
+                when_status={claimed},
+                status=group.status,
+                failure_reason=exc.describe(),
+            )
+
+
+async def accepted(ctx: Ctx, op_id: str, request_id: str | None) -> None:
+    if request_id is None:
+        return
+    async with ctx.deps.store.tx() as conn:
+        await queries.set_operation_request_id(conn, op_id, request_id)
+    await apply_parked(ctx.deps.store, request_id=request_id)
+
+
+async def update_chat_group(ctx: Ctx, req: UpdateChatGroupRequest) -> dict[str, Any]:
+    subject = validation.subject(req.subject) if req.subject is not None else None
+    description = validation.description(req.description)
+    number, group = await resolve_group(ctx, req.ref)
+    require_status(group, {"ACTIVE"}, "changing its settings")
+
+    picture = None
+    if req.profile_picture_file is not None:
+        if ctx.deps.pictures is None:
+            raise ProfilePictureInvalid("pictures are not enabled on this server")
+        try:
+            picture = await ctx.deps.pictures.fetch(req.profile_picture_file)
+        except PictureUnusable as exc:
+            raise ProfilePictureInvalid(exc.reason) from exc
+
+    op_id = await begin(
+        ctx,
+        group,
+        "update",
+        "UPDATING",
+        {
+            "subject": subject,
+            "description": description,
+            "picture_url": req.profile_picture_file,
+            "picture_sha256": picture.sha256 if picture else None,
+        },
+    )
+    try:
+        request_id = await ctx.deps.channel.update_group(
+            meta_id(group),
+            token(ctx, number),
+            subject=subject,
+            description=description,
+            picture=picture.data if picture else None,
+        )
+    except GraphError as exc:
+        await refused(ctx, op_id, exc, group=group, claimed="UPDATING")
+        raise channel_error(exc) from exc
+    await accepted(ctx, op_id, request_id)
+    return {"Result": 1}
+
+
+async def delete_chat_group(ctx: Ctx, req: GroupRef) -> dict[str, Any]:
+    number, group = await resolve_group(ctx, req)
+    if group.status == "INACTIVE":
+        # Meta never created it: nothing to ask Meta, the record simply goes.
+        async with ctx.deps.store.tx() as conn:
+            await queries.set_group(conn, group.id, when_status={"INACTIVE"}, deleted_at=now_ms())
+        return {"Result": 1}
+    require_status(group, WRITABLE, "deleting it")
+    op_id = await begin(ctx, group, "delete", "DELETING", {})
+    try:
+        request_id = await ctx.deps.channel.delete_group(meta_id(group), token(ctx, number))
+    except GraphError as exc:
+        await refused(ctx, op_id, exc, group=group, claimed="DELETING")
+        raise channel_error(exc) from exc
+    await accepted(ctx, op_id, request_id)
+    return {"Result": 1}

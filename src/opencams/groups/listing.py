@@ -1,0 +1,50 @@
+"""ListChatGroup and ListChatGroupParticipants: served from the database, never from Meta."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opencams.groups import validation
+from opencams.groups.common import group_item, require_allowlisted, resolve_group, resolve_number
+from opencams.groups.context import Ctx
+from opencams.groups.requests import ListChatGroupParticipantsRequest, ListChatGroupRequest
+from opencams.store import queries
+from opencams.store.records import GroupFilter
+
+# ListChatGroupParticipants takes Page optionally (the SDK and the vendor doc mark it optional);
+# a group has at most 8 participants, so the default page holds them all.
+DEFAULT_PARTICIPANTS_PAGE = validation.Page(index=1, size=20)
+
+
+async def list_chat_group(ctx: Ctx, req: ListChatGroupRequest) -> dict[str, Any]:
+    require_allowlisted(ctx)
+    page = validation.page(req.page)
+    channel_type = validation.channel_type(req.channel_type)
+    status = validation.group_status(req.group_status)
+    validation.phone_number(req.business_number)
+    number = await resolve_number(ctx, req.cust_space_id, req.business_number)
+
+    total, groups = await ctx.deps.store.list_groups(
+        GroupFilter(
+            number_id=number.id,
+            channel_type=channel_type if req.channel_type is not None else None,
+            status=status,
+            subject_contains=req.subject,
+            group_type=req.group_type,
+            group_link=req.group_link,
+        ),
+        offset=page.offset,
+        limit=page.size,
+    )
+    return {"Data": {"Total": total, "List": [group_item(g) for g in groups]}}
+
+
+async def list_chat_group_participants(
+    ctx: Ctx, req: ListChatGroupParticipantsRequest
+) -> dict[str, Any]:
+    require_allowlisted(ctx)
+    page = validation.optional_page(req.page, DEFAULT_PARTICIPANTS_PAGE)
+    _, group = await resolve_group(ctx, req.ref)
+    async with ctx.deps.store.tx() as conn:
+        total, numbers = await queries.list_members(conn, group.id, page.offset, page.size)
+    return {"Data": {"Total": total, "List": [{"ParticipantNumber": n} for n in numbers]}}
