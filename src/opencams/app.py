@@ -27,6 +27,7 @@ from opencams.channel.webhooks import (
 from opencams.config import Settings
 from opencams.groups.context import Deps, PictureUnusable
 from opencams.groups.events import apply_event
+from opencams.groups.sync import Syncer
 from opencams.rpc.endpoint import Endpoint
 from opencams.sandbox import SandboxConfig, Simulator
 from opencams.store import db
@@ -153,19 +154,39 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        pruner = asyncio.create_task(_prune_nonces(store))
+        tasks = [asyncio.create_task(_prune_nonces(store))]
+        if settings.sync_interval_seconds > 0:
+            syncer = Syncer(deps, grace_seconds=settings.sync_grace_seconds)
+            tasks.append(asyncio.create_task(_sync_forever(syncer, settings.sync_interval_seconds)))
         try:
             yield
         finally:
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if simulator is not None:
                 await simulator.aclose()
             await graph.aclose()
             await store.dispose()
 
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _sync_forever(syncer: Syncer, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            report = await syncer.run()
+        except StoreUnavailable as exc:
+            log.warning("periodic sync skipped: %s", exc)
+            continue
+        except Exception:
+            log.exception("periodic sync failed")
+            continue
+        if report.changes or report.errors:
+            log.info("periodic sync: %s", "; ".join(report.lines()))
 
 
 async def _prune_nonces(store: Store) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -135,6 +136,72 @@ def demo_credentials(
     typer.echo("opencams demo credentials (use them with the official SDK, see README):")
     for name, value in info.items():
         typer.echo(f"  {name:<18} {value}")
+
+
+@app.command("sync")
+def sync_cmd(
+    space: Annotated[str | None, typer.Option(help="Only this CustSpaceId.")] = None,
+    number: Annotated[str | None, typer.Option(help="Only this business number.")] = None,
+    graph_base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Graph base URL (default: OPENCAMS_GRAPH_BASE_URL, else the local simulator)."
+        ),
+    ] = None,
+) -> None:
+    """Reconcile opencams' groups with what Meta holds. Idempotent; safe while serving."""
+    from rich.progress import Progress
+
+    from opencams.app import SANDBOX_PREFIX
+    from opencams.channel.graph import GraphClient
+    from opencams.groups.context import Deps
+    from opencams.groups.sync import Syncer
+
+    settings = _settings()
+    base = (
+        graph_base_url
+        or settings.graph_base_url
+        or f"http://127.0.0.1:8080{SANDBOX_PREFIX}/graph/v23.0"
+    )
+
+    async def run() -> int:
+        db.check_ready(settings.database_url)
+        store = Store(db.make_async_engine(settings.database_url))
+        graph = GraphClient(
+            base,
+            timeout=settings.graph_timeout_seconds,
+            max_attempts=settings.graph_max_attempts,
+            backoff=settings.graph_backoff_seconds,
+        )
+        syncer = Syncer(
+            Deps(store=store, channel=graph, secrets=secret_box(settings)),
+            grace_seconds=settings.sync_grace_seconds,
+        )
+        try:
+            with Progress(transient=True, disable=not sys.stdout.isatty()) as bar:
+                tasks: dict[str, Any] = {}
+
+                def progress(num: str, done: int, total: int) -> None:
+                    if num not in tasks:
+                        tasks[num] = bar.add_task(f"number {num}", total=total)
+                    bar.update(tasks[num], completed=done)
+
+                report = await syncer.run(space_id=space, number=number, progress=progress)
+        finally:
+            await graph.aclose()
+            await store.dispose()
+        for line in report.lines():
+            typer.echo(line)
+        for error in report.errors:
+            typer.echo(f"error: {error}", err=True)
+        return 1 if report.errors else 0
+
+    try:
+        code = asyncio.run(run())
+    except (db.SchemaError, SecretKeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    raise typer.Exit(code)
 
 
 @db_app.command("upgrade")

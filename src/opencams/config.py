@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     graph_max_attempts: int = Field(default=3, ge=1, le=10)
     graph_backoff_seconds: float = Field(default=0.2, ge=0)
 
+    # Reconciliation with Meta.
+    sync_interval_seconds: float = Field(default=0, ge=0, description="0 = no periodic sync")
+    sync_grace_seconds: float = Field(default=60, ge=0)
+
     # Business rules with vendor defaults.
     max_groups_per_number: int = Field(default=10_000, ge=1)
 

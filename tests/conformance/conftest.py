@@ -30,6 +30,7 @@ NUM_LOOP, NUM_LIST, NUM_BAD, NUM_LIMIT, NUM_FAIL = (
     "8613800000004",
     "8613800000005",
 )
+NUM_LIFE, NUM_MEMBERS, NUM_SYNC = "8613800000006", "8613800000007", "8613800000008"
 NUM_A2 = "8613800000021"
 NUM_B1 = "8613800000031"
 NUM_C1 = "8613800000041"
@@ -64,7 +65,17 @@ TENANCY: dict[str, Any] = {
                     "business_numbers": [
                         _number(n, f"11000000000000{i}")
                         for i, n in enumerate(
-                            [NUM_LOOP, NUM_LIST, NUM_BAD, NUM_LIMIT, NUM_FAIL], start=1
+                            [
+                                NUM_LOOP,
+                                NUM_LIST,
+                                NUM_BAD,
+                                NUM_LIMIT,
+                                NUM_FAIL,
+                                NUM_LIFE,
+                                NUM_MEMBERS,
+                                NUM_SYNC,
+                            ],
+                            start=1,
                         )
                     ],
                 },
@@ -111,8 +122,44 @@ def server(
 ) -> Iterator[LiveServer]:
     backend: str = request.param
     work: Path = tmp_path_factory.mktemp(f"server-{backend}")
-    with database_url(backend, work) as url, live_server(url, work, TENANCY) as live:
+    # Pictures are served from a loopback test server: let this server fetch from loopback.
+    with (
+        database_url(backend, work) as url,
+        live_server(url, work, TENANCY, OPENCAMS_PICTURE_FETCH_ALLOW_PRIVATE="true") as live,
+    ):
         yield live
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A loopback HTTP server of test pictures; yields its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("images")
+    Image.new("RGB", (256, 256), (200, 30, 30)).save(root / "square.jpg", "JPEG")
+    Image.new("RGB", (100, 100), (0, 0, 200)).save(root / "small.jpg", "JPEG")
+    Image.new("RGB", (300, 200), (0, 200, 0)).save(root / "wide.jpg", "JPEG")
+    Image.new("RGB", (256, 256), (9, 9, 9)).save(root / "png.jpg", "PNG")
+    square = (root / "square.jpg").read_bytes()
+    (root / "big.jpg").write_bytes(square + b"\0" * (6 * 1024 * 1024))  # 6 MB, valid JPEG start
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 SIGNERS = [None, "v2"]
@@ -184,6 +231,34 @@ def add_group(
     return client.add_chat_group(
         m.AddChatGroupRequest(cust_space_id=space, business_number=number, subject=subject, **extra)
     ).body
+
+
+def ref(number: str, group_id: str, space: str = SPACE_A1) -> dict[str, str]:
+    return {"cust_space_id": space, "business_number": number, "group_id": group_id}
+
+
+def new_active_group(client: Client, number: str, prefix: str = "Group") -> tuple[str, str]:
+    """A fresh ACTIVE group; returns (GroupId, subject)."""
+    import uuid
+
+    subject = f"{prefix} {uuid.uuid4().hex[:8]}"
+    assert add_group(client, number, subject).code == "OK"
+    item = wait_for(
+        lambda: next(
+            (
+                g
+                for g in list_groups(client, number, subject=subject).list
+                if g.group_status == "ACTIVE"
+            ),
+            None,
+        )
+    )
+    return item.group_id, subject
+
+
+def group_item(client: Client, number: str, subject: str) -> Any:
+    data = list_groups(client, number, subject=subject)
+    return data.list[0] if data.list else None
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:

@@ -299,3 +299,18 @@ async def operation_by_request_id(conn: AsyncConnection, request_id: str) -> Ope
         )
     ).first()
     return OperationRecord(**row._asdict()) if row else None
+
+
+async def live_groups_of_number(conn: AsyncConnection, number_id: int) -> list[GroupRecord]:
+    rows = (
+        await conn.execute(
+            _groups().where(
+                chat_groups.c.number_id == number_id, chat_groups.c.deleted_at.is_(None)
+            )
+        )
+    ).all()
+    return [group_record(r) for r in rows]
+
+
+async def insert_group(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(insert(chat_groups).values(**values))

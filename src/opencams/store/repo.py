@@ -202,6 +202,30 @@ class Store:
             row = (await conn.execute(query)).first()
         return NumberRecord(**row._asdict()) if row else None
 
+    async def numbers(
+        self, *, space_id: str | None = None, number: str | None = None
+    ) -> list[NumberRecord]:
+        query = (
+            select(
+                business_numbers.c.id,
+                business_numbers.c.space_id,
+                spaces.c.account_id,
+                business_numbers.c.number,
+                business_numbers.c.phone_number_id,
+                business_numbers.c.waba_id,
+                business_numbers.c.access_token_enc,
+            )
+            .join(spaces, spaces.c.id == business_numbers.c.space_id)
+            .order_by(business_numbers.c.id)
+        )
+        if space_id is not None:
+            query = query.where(business_numbers.c.space_id == space_id)
+        if number is not None:
+            query = query.where(business_numbers.c.number == number)
+        async with self.tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [NumberRecord(**r._asdict()) for r in rows]
+
     async def config_value(self, key: str) -> tuple[str, bool] | None:
         async with self.tx() as conn:
             row = (

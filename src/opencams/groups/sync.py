@@ -1,0 +1,339 @@
+"""Reconciliation with Meta: `opencams sync` and the optional periodic sync of the server.
+
+For each business number: walk Meta's group list (cursor pagination), read each group's details,
+participants and invite link, then, group by group in its own transaction:
+
+- a group Meta has and opencams does not: adopted (a CREATING group with the same subject whose
+  create was never confirmed), or created as a new row (a group made outside opencams);
+- a known group: subject, description, suspension, invite link and participants are set to
+  Meta's values; pending operations older than the grace period are settled from what Meta shows;
+- a group opencams has and Meta no longer lists: marked deleted;
+- a create never confirmed within the grace period and not found at Meta: INACTIVE.
+
+Every change is a conditional update, so sync is idempotent and safe beside a serving server;
+the grace period leaves operations whose webhook is still on its way to the webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opencams.channel.errors import GraphError
+from opencams.channel.types import GroupInfo, GroupSummary
+from opencams.groups.context import Deps
+from opencams.groups.events import apply_parked
+from opencams.groups.ids import new_group_id
+from opencams.store import queries
+from opencams.store.records import GroupRecord, NumberRecord, OperationRecord
+from opencams.store.repo import now_ms
+
+Progress = Callable[[str, int, int], None]  # (number, groups done, groups total)
+
+
+@dataclass
+class SyncReport:
+    numbers: int = 0
+    groups_at_meta: int = 0
+    adopted: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    marked_inactive: int = 0
+    participants_changed: int = 0
+    operations_settled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> int:
+        return (
+            self.adopted
+            + self.created
+            + self.updated
+            + self.deleted
+            + self.marked_inactive
+            + self.participants_changed
+            + self.operations_settled
+        )
+
+    def lines(self) -> list[str]:
+        return [
+            f"numbers synced:          {self.numbers}",
+            f"groups at Meta:          {self.groups_at_meta}",
+            f"adopted (confirmed):     {self.adopted}",
+            f"created (unknown):       {self.created}",
+            f"updated (drift):         {self.updated}",
+            f"deleted (gone at Meta):  {self.deleted}",
+            f"creates never confirmed: {self.marked_inactive}",
+            f"participant changes:     {self.participants_changed}",
+            f"operations settled:      {self.operations_settled}",
+            f"errors:                  {len(self.errors)}",
+        ]
+
+
+@dataclass(frozen=True)
+class MetaGroup:
+    summary: GroupSummary
+    info: GroupInfo
+    invite_link: str | None
+
+
+def _payload(op: OperationRecord) -> dict[str, Any]:
+    value = json.loads(op.payload) if op.payload else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _created_ms(summary: GroupSummary) -> int:
+    try:
+        return int(summary.created_at) * 1000
+    except ValueError:
+        return now_ms()
+
+
+class Syncer:
+    def __init__(self, deps: Deps, *, grace_seconds: float = 60.0) -> None:
+        self.deps = deps
+        self.grace_ms = int(grace_seconds * 1000)
+
+    def _settleable(self, op: OperationRecord) -> bool:
+        return now_ms() - op.created_at >= self.grace_ms
+
+    async def run(
+        self,
+        *,
+        space_id: str | None = None,
+        number: str | None = None,
+        progress: Progress | None = None,
+    ) -> SyncReport:
+        report = SyncReport()
+        for record in await self.deps.store.numbers(space_id=space_id, number=number):
+            try:
+                await self.sync_number(record, report, progress)
+            except GraphError as exc:
+                report.errors.append(f"{record.number}: {exc.describe()}")
+        return report
+
+    async def _fetch(self, number: NumberRecord, token: str) -> list[GroupSummary]:
+        summaries: list[GroupSummary] = []
+        after: str | None = None
+        while True:
+            page = await self.deps.channel.list_groups(
+                number.phone_number_id, token, limit=100, after=after
+            )
+            summaries.extend(page.groups)
+            if not page.after:
+                return summaries
+            after = page.after
+
+    async def sync_number(
+        self, number: NumberRecord, report: SyncReport, progress: Progress | None = None
+    ) -> None:
+        token = self.deps.secrets.open(number.access_token_enc)
+        summaries = await self._fetch(number, token)
+        report.numbers += 1
+        report.groups_at_meta += len(summaries)
+        seen: set[str] = set()
+        for done, summary in enumerate(summaries, start=1):
+            try:
+                info = await self.deps.channel.get_group(summary.id, token)
+                link = await self.deps.channel.get_invite_link(summary.id, token)
+            except GraphError as exc:
+                if exc.code == 131041:  # deleted between the list and the read
+                    continue
+                report.errors.append(f"{number.number}/{summary.id}: {exc.describe()}")
+                seen.add(summary.id)  # unknown state: certainly not "gone"
+                continue
+            seen.add(summary.id)
+            await self._group(number, MetaGroup(summary, info, link), report)
+            if progress is not None:
+                progress(number.number, done, len(summaries))
+        await self._gone(number, seen, report)
+        await self._never_confirmed(number, report)
+
+    async def _group(self, number: NumberRecord, meta: MetaGroup, report: SyncReport) -> None:
+        async with self.deps.store.tx() as conn:
+            group = await queries.group_by_meta_id(conn, meta.summary.id)
+            if group is None:
+                adopted = await self._adopt(conn, number, meta)
+                if adopted is None:
+                    group_id = new_group_id()
+                    now = now_ms()
+                    subject = meta.info.subject or meta.summary.subject
+                    await queries.insert_group(
+                        conn,
+                        id=group_id,
+                        number_id=number.id,
+                        channel_type="WHATSAPP",
+                        subject=subject,
+                        subject_search=subject.casefold(),
+                        description=meta.info.description,
+                        status="SUSPENDED" if meta.info.suspended else "ACTIVE",
+                        meta_group_id=meta.summary.id,
+                        invite_link=meta.invite_link,
+                        join_approval_mode=meta.info.join_approval_mode,
+                        participant_count=0,
+                        created_at=_created_ms(meta.summary),
+                        updated_at=now,
+                    )
+                    report.created += 1
+                else:
+                    report.adopted += 1
+                    report.operations_settled += 1
+                group = await queries.group_by_meta_id(conn, meta.summary.id)
+                assert group is not None
+            if group.deleted_at is not None:
+                return
+            await self._settle(conn, group, meta, report)
+            await self._drift(conn, group, meta, report)
+            await self._participants(conn, group, meta, report)
+        await apply_parked(self.deps.store, meta_group_id=meta.summary.id)
+
+    async def _adopt(self, conn: Any, number: NumberRecord, meta: MetaGroup) -> str | None:
+        """A CREATING group of this number whose create is still pending, same subject."""
+        subject = meta.info.subject or meta.summary.subject
+        for group in await queries.live_groups_of_number(conn, number.id):
+            if group.status != "CREATING" or group.subject != subject:
+                continue
+            op = await queries.pending_operation(conn, group.id, "create")
+            if op is None or not self._settleable(op):
+                continue
+            await queries.set_group(
+                conn,
+                group.id,
+                when_status={"CREATING"},
+                status="SUSPENDED" if meta.info.suspended else "ACTIVE",
+                meta_group_id=meta.summary.id,
+                invite_link=meta.invite_link,
+            )
+            await queries.settle_operation(
+                conn, op.id, "succeeded", result={"group_id": meta.summary.id, "by": "sync"}
+            )
+            return group.id
+        return None
+
+    async def _settle(
+        self, conn: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
+    ) -> None:
+        for op in await queries.pending_operations(conn, [group.id]):
+            if not self._settleable(op):
+                continue
+            asked = _payload(op)
+            if op.kind == "update":
+                missed = [
+                    name
+                    for name, value in (
+                        ("subject", meta.info.subject),
+                        ("description", meta.info.description),
+                    )
+                    if asked.get(name) is not None and asked[name] != value
+                ]
+                state = "failed" if missed else "succeeded"
+                error = f"Meta does not show the new {', '.join(missed)}" if missed else None
+                if not missed and asked.get("picture_url"):
+                    await queries.set_group(
+                        conn,
+                        group.id,
+                        profile_picture_url=asked["picture_url"],
+                        picture_sha256=asked.get("picture_sha256"),
+                    )
+                await queries.set_group(conn, group.id, when_status={"UPDATING"}, status="ACTIVE")
+            elif op.kind == "delete":
+                state, error = "failed", "Meta still has the group"
+                await queries.set_group(
+                    conn,
+                    group.id,
+                    when_status={"DELETING"},
+                    status=asked.get("previous_status", "ACTIVE"),
+                    failure_reason=error,
+                )
+            elif op.kind == "remove_participants":
+                still = [n for n in asked.get("participants", []) if n in meta.info.participants]
+                removed = [n for n in asked.get("participants", []) if n not in still]
+                state = "succeeded" if not still else ("partial" if removed else "failed")
+                error = f"still members: {', '.join(still)}" if still else None
+                for wa_id in removed:
+                    await queries.set_membership(conn, group.id, wa_id, "removed", int(time.time()))
+            else:
+                continue
+            if await queries.settle_operation(conn, op.id, state, error=error):
+                report.operations_settled += 1
+
+    async def _drift(
+        self, conn: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
+    ) -> None:
+        values: dict[str, Any] = {}
+        subject = meta.info.subject
+        if subject and subject != group.subject and group.status != "UPDATING":
+            values.update(subject=subject, subject_search=subject.casefold())
+        if (
+            meta.info.description is not None
+            and meta.info.description != group.description
+            and group.status != "UPDATING"
+        ):
+            values["description"] = meta.info.description
+        if meta.invite_link != group.invite_link:
+            values["invite_link"] = meta.invite_link
+        changed = False
+        if values:
+            changed = await queries.set_group(conn, group.id, **values)
+        if meta.info.suspended:
+            changed |= await queries.set_group(
+                conn, group.id, when_status={"ACTIVE", "UPDATING"}, status="SUSPENDED"
+            )
+        else:
+            changed |= await queries.set_group(
+                conn, group.id, when_status={"SUSPENDED"}, status="ACTIVE"
+            )
+        report.updated += changed
+
+    async def _participants(
+        self, conn: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
+    ) -> None:
+        now = int(time.time())
+        current = await queries.members(conn, group.id)
+        at_meta = set(meta.info.participants)
+        changed = 0
+        for wa_id in meta.info.participants:  # Meta's order is its join order
+            if wa_id not in current:
+                changed += await queries.set_membership(conn, group.id, wa_id, queries.MEMBER, now)
+        for wa_id in current - at_meta:
+            changed += await queries.set_membership(conn, group.id, wa_id, "left", now)
+        if changed:
+            await queries.recount_participants(conn, group.id)
+            report.participants_changed += changed
+
+    async def _gone(self, number: NumberRecord, seen: set[str], report: SyncReport) -> None:
+        async with self.deps.store.tx() as conn:
+            for group in await queries.live_groups_of_number(conn, number.id):
+                if group.meta_group_id is None or group.meta_group_id in seen:
+                    continue
+                await queries.set_group(conn, group.id, deleted_at=now_ms())
+                report.deleted += 1
+                for op in await queries.pending_operations(conn, [group.id]):
+                    state = "succeeded" if op.kind == "delete" else "failed"
+                    error = None if state == "succeeded" else "the group is gone at Meta"
+                    if await queries.settle_operation(conn, op.id, state, error=error):
+                        report.operations_settled += 1
+
+    async def _never_confirmed(self, number: NumberRecord, report: SyncReport) -> None:
+        async with self.deps.store.tx() as conn:
+            for group in await queries.live_groups_of_number(conn, number.id):
+                if group.status != "CREATING":
+                    continue
+                op = await queries.pending_operation(conn, group.id, "create")
+                if op is None or not self._settleable(op):
+                    continue
+                reason = "Meta never confirmed the creation (found by sync)"
+                await queries.set_group(
+                    conn,
+                    group.id,
+                    when_status={"CREATING"},
+                    status="INACTIVE",
+                    failure_reason=reason,
+                )
+                if await queries.settle_operation(conn, op.id, "failed", error=reason):
+                    report.marked_inactive += 1
+                    report.operations_settled += 1
