@@ -190,3 +190,28 @@ def test_invite_links(server: LiveServer, client: Client) -> None:
     assert by_id(client, group_id).invite_link == fresh  # type: ignore[union-attr]
     joined = control(server, "tap-link", {"invite_link": fresh, "wa_id": "8613900000001"})
     assert joined
+
+
+def test_meta_5xx_after_retries_leaves_the_group_as_it_was(
+    server: LiveServer, client: Client
+) -> None:
+    group_id, subject = new_active_group(client, NUM_LIFE)
+    for _ in range(3):  # every attempt of the connector
+        control(server, "fail-next", {"operation": "update", "code": 1})
+    assert update(client, group_id, subject="never").code == "ChannelError.Unavailable"
+    item = by_id(client, group_id)
+    assert item is not None and (item.group_status, item.subject) == ("ACTIVE", subject)
+    for _ in range(3):
+        control(server, "fail-next", {"operation": "delete", "code": 2})
+    assert delete(client, group_id).code == "ChannelError.Unavailable"
+    assert status_of(client, group_id) == "ACTIVE"
+    ops = query_db(
+        server,
+        "SELECT kind, state FROM operations WHERE group_id = :g ORDER BY created_at",
+        g=group_id,
+    )
+    assert [tuple(o) for o in ops] == [
+        ("create", "succeeded"),
+        ("update", "failed"),
+        ("delete", "failed"),
+    ]
