@@ -13,10 +13,10 @@ import uvicorn
 
 from opencams import __version__
 from opencams.config import Settings, load_settings
+from opencams.provision.apply import ProvisionError, apply, load_file
 from opencams.sandbox.cli import build_app as build_sandbox_app
 from opencams.store import db
 from opencams.store.crypto import SecretKeyError, secret_box
-from opencams.store.provision import ProvisionError, apply, load_file
 from opencams.store.repo import Store
 
 app = typer.Typer(

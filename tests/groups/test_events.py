@@ -7,10 +7,10 @@ from typing import Any
 
 from opencams.channel.webhooks import parse_events
 from opencams.groups.events import apply_event, apply_parked
+from opencams.provision.apply import apply, parse
 from opencams.store.crypto import SecretBox
-from opencams.store.provision import apply, parse
 from opencams.store.repo import Store
-from tests.store.test_provision import DOC
+from tests.provision.test_apply import DOC
 
 
 def event(request_id: str, **extra: Any) -> bytes:
