@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,8 +15,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from opencams.access.audit import AuditLog
 from opencams.access.authn import Authenticator
+from opencams.access.authz import Authorizer
+from opencams.access.network import parse_networks
+from opencams.access.sts import Tokens
+from opencams.access.throttle import make_throttle
 from opencams.channel.graph import GraphClient
 from opencams.channel.pictures import Picture, PicturePolicy, PictureRejected, fetch_picture
 from opencams.channel.webhooks import (
@@ -28,11 +35,11 @@ from opencams.config import Settings
 from opencams.groups.context import Deps, PictureUnusable
 from opencams.groups.events import apply_event
 from opencams.groups.sync import Syncer
-from opencams.rpc.endpoint import Endpoint
+from opencams.rpc.endpoint import Endpoint, Throttling
 from opencams.sandbox import SandboxConfig, Simulator
 from opencams.store import db
 from opencams.store.crypto import SecretBox, secret_box
-from opencams.store.repo import Store, StoreUnavailable
+from opencams.store.repo import Store, StoreRejected, StoreUnavailable
 
 log = logging.getLogger("opencams")
 
@@ -84,22 +91,82 @@ class WebhookReceiver:
                 if challenge is None:
                     return PlainTextResponse("verification failed", status_code=403)
                 return PlainTextResponse(challenge)
-            raw = await request.body()
+            raw = await _capped_body(request)
+            if raw is None:
+                return JSONResponse({"error": "body too large"}, status_code=413)
             secret = await self.app_secret()
             if secret is None or not signature_valid(
                 raw, request.headers.get("x-hub-signature-256"), secret
             ):
                 return JSONResponse({"error": "invalid signature"}, status_code=401)
             try:
-                events = parse_events(raw)
+                events, skipped = parse_events(raw)
             except WebhookRejected as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
-            outcomes = [await apply_event(self._store, event) for event in events]
-            return JSONResponse({"received": len(events), "outcomes": outcomes})
+            outcomes: list[str] = []
+            for event in events:
+                try:
+                    outcomes.append(await apply_event(self._store, event))
+                except StoreRejected as exc:
+                    # A value the database cannot hold: skipped, so that the rest is applied.
+                    log.warning("webhook event skipped, unstorable value: %s", exc)
+                    outcomes.append("rejected")
+            if skipped:
+                log.warning("%d webhook group events skipped: unusable ids", skipped)
+            return JSONResponse(
+                {"received": len(events) + skipped, "outcomes": outcomes, "skipped": skipped}
+            )
         except StoreUnavailable as exc:
             # Meta retries deliveries that were not acknowledged: nothing is lost.
             log.warning("webhook not applied, database unavailable: %s", exc)
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        except Exception:
+            log.exception("webhook delivery failed")
+            return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+MAX_WEBHOOK_BYTES = 4 << 20
+
+
+async def _capped_body(request: Request) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class ConfigError(Exception):
+    """Settings that cannot work together."""
+
+
+class LoopbackControls:
+    """The simulator's test controls answer only clients on this machine (loopback)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith(
+            f"{SANDBOX_PREFIX}/control"
+        ):
+            client = scope.get("client")
+            host = client[0] if client else ""
+            try:
+                local = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                local = False
+            if not local:
+                response = JSONResponse(
+                    {"error": "the simulator's controls answer loopback clients only"},
+                    status_code=403,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def healthz(_: Request) -> Response:
@@ -112,6 +179,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     store = Store(db.make_async_engine(settings.database_url))
     box = secret_box(settings)
     receiver = WebhookReceiver(store, box)
+    if settings.graph_base_url is None and not settings.sandbox:
+        raise ConfigError(
+            "OPENCAMS_SANDBOX=false needs OPENCAMS_GRAPH_BASE_URL (Meta's Graph API, or a "
+            "standalone simulator): without it there is no Meta to talk to"
+        )
     graph_base = settings.graph_base_url or f"{runtime.self_url}{SANDBOX_PREFIX}/graph/v23.0"
     graph = GraphClient(
         graph_base,
@@ -126,14 +198,29 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         pictures=PictureFetcher(PicturePolicy(allow_private=settings.picture_fetch_allow_private)),
         max_groups_per_number=settings.max_groups_per_number,
     )
+    tokens = Tokens(secret_box(settings, b"sts"))
+    throttle = make_throttle(settings.redis_url)
+    audit = AuditLog(store)
     endpoint = Endpoint(
         Authenticator(
             store,
             box,
+            tokens,
             timestamp_tolerance_seconds=settings.timestamp_tolerance_seconds,
             nonce_ttl_seconds=settings.nonce_ttl_seconds,
         ),
         deps,
+        authorizer=Authorizer(store, mode=settings.auth_mode),
+        throttling=Throttling(
+            throttle,
+            store,
+            default_rate=settings.throttle_default_rate,
+            action_rates=dict(settings.throttle_rates),
+        ),
+        audit=audit,
+        tokens=tokens,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        sts_min_duration=settings.sts_min_duration_seconds,
     )
     routes: list[Route | Mount] = [
         Route("/", endpoint.__call__, methods=["GET", "POST"]),
@@ -141,7 +228,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
     ]
     simulator: Simulator | None = None
-    if settings.sandbox:
+    # The simulator is mounted only when it is this server's Meta: beside a real Graph API its
+    # controls (which make the server send requests) have no business being reachable.
+    if settings.sandbox and settings.graph_base_url is None:
         simulator = Simulator(
             SandboxConfig(
                 callback_url=settings.sandbox_callback_url
@@ -150,7 +239,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 webhook_delay=settings.sandbox_webhook_delay,
             )
         )
-        routes.append(Mount(SANDBOX_PREFIX, app=simulator.app))
+        routes.append(Mount(SANDBOX_PREFIX, app=LoopbackControls(simulator.app)))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -166,6 +255,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await audit.aclose()
+            await throttle.aclose()
             if simulator is not None:
                 await simulator.aclose()
             await graph.aclose()

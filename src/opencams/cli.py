@@ -56,12 +56,12 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the CAMS endpoint, the webhook receiver and (by default) the simulator."""
-    from opencams.app import Runtime, create_app
+    from opencams.app import ConfigError, Runtime, create_app
 
     settings = _settings()
     try:
         application = create_app(settings, Runtime(self_url=_self_url(host, port)))
-    except (db.SchemaError, SecretKeyError) as exc:
+    except (db.SchemaError, SecretKeyError, ConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)

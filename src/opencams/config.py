@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     sync_interval_seconds: float = Field(default=0, ge=0, description="0 = no periodic sync")
     sync_grace_seconds: float = Field(default=60, ge=0)
 
+    # Access control.
+    throttle_default_rate: float = Field(
+        default=50, ge=0, description="requests/s per account and action; 0 = unlimited"
+    )
+    throttle_rates: dict[str, float] = Field(
+        default_factory=dict, description='per-action defaults, JSON: {"ListChatGroup": 100}'
+    )
+    sts_min_duration_seconds: int = Field(default=900, ge=1)
+
     # Business rules with vendor defaults.
     max_groups_per_number: int = Field(default=10_000, ge=1)
 

@@ -54,6 +54,8 @@ TENANCY: dict[str, Any] = {
             "id": ACCOUNT_A,
             "name": "acme",
             "chat_groups_allowlisted": True,
+            # Test suites burst far beyond the vendor's 50/s; throttling has tests of its own.
+            "throttling": {"*": 100_000},
             "access_keys": [
                 {"id": KEY_A[0], "secret": KEY_A[1]},
                 {"id": KEY_A_OFF[0], "secret": KEY_A_OFF[1], "status": "Inactive"},
@@ -90,6 +92,7 @@ TENANCY: dict[str, Any] = {
             "id": "1000000000000002",
             "name": "beta",
             "chat_groups_allowlisted": True,
+            "throttling": {"*": 100_000},
             "access_keys": [{"id": KEY_B[0], "secret": KEY_B[1]}],
             "spaces": [
                 {

@@ -230,3 +230,22 @@ def _sim(base: str, name: str, body: dict[str, Any] | None = None) -> None:
 
 def test_lists_stay_consistent(client: Client) -> None:
     assert list_groups(client, NUM_SYNC).total >= 1
+
+
+def test_sync_during_an_unconfirmed_create_neither_duplicates_nor_deletes(
+    server: LiveServer, client: Client
+) -> None:
+    subject = f"In flight {uuid.uuid4().hex[:6]}"
+    env = {**server.env, "OPENCAMS_GRAPH_BASE_URL": f"{server.url}/_sandbox/graph/v23.0"}
+    control(server, "webhooks/hold")
+    try:
+        assert add_group(client, NUM_SYNC, subject).code == "OK"
+        control(server, "webhooks/flush")  # Meta has the group; its confirmation waits
+        report = run_cli(env, "sync", "--number", NUM_SYNC).stdout  # default 60 s grace
+        assert "created (unknown):       0" in report
+    finally:
+        control(server, "webhooks/release")
+    wait_for(lambda: group_item(client, NUM_SYNC, subject).group_status == "ACTIVE")
+    assert list_groups(client, NUM_SYNC, subject=subject).total == 1
+    run_cli(env, "sync", "--number", NUM_SYNC)
+    assert group_item(client, NUM_SYNC, subject).group_status == "ACTIVE"

@@ -70,7 +70,7 @@ async def pending(store: Store, box: SecretBox, request_id: str) -> None:
 
 
 async def test_early_event_is_parked_then_applied_once(store: Store, box: SecretBox) -> None:
-    [early] = parse_events(event("R1"))
+    [early], _ = parse_events(event("R1"))
     assert await apply_event(store, early) == "parked"
     assert await apply_event(store, early) == "duplicate"
     await pending(store, box, "R1")
@@ -90,7 +90,7 @@ async def test_parked_event_applied_by_the_webhook_side_when_operation_exists(
 ) -> None:
     # The operation is committed first; the webhook then applies directly.
     await pending(store, box, "R2")
-    [evt] = parse_events(
+    [evt], _ = parse_events(
         event(
             "R2",
             errors=[{"code": 131214, "message": "disabled", "error_data": {"details": "too many"}}],
@@ -110,4 +110,4 @@ async def test_events_of_other_fields_are_recorded_not_applied(store: Store) -> 
             "entry": [{"id": "w", "changes": [{"field": "messages", "value": {"messages": []}}]}],
         }
     ).encode()
-    assert parse_events(raw) == []
+    assert parse_events(raw) == ([], 0)

@@ -1,14 +1,17 @@
 """Authentication: a parsed signature claim becomes a `Caller`, or a gateway error.
 
-Order matters: the timestamp is checked first (cheap, no lookup), then the key, then the
+Order matters: the timestamp is checked first (cheap, no lookup), then the key (a long-term
+AccessKey from the database, or temporary STS credentials from their security token), then the
 signature, and only a correctly signed request consumes its nonce, so that nobody can burn
 another client's nonces with unsigned requests.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
+from opencams.access.sts import STS_PREFIX, Tokens
 from opencams.groups.context import Caller
 from opencams.rpc.errors import (
     InvalidAccessKeyIdInactive,
@@ -16,9 +19,12 @@ from opencams.rpc.errors import (
     InvalidSecurityTokenMismatch,
     SignatureNonceUsed,
 )
-from opencams.rpc.signature import SignatureClaim, check_timestamp
+from opencams.rpc.signature import SignatureClaim, check_timestamp, parse_timestamp
+from opencams.store import access_queries
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
+
+LAST_USED_RESOLUTION_SECONDS = 60.0
 
 
 class Authenticator:
@@ -26,17 +32,34 @@ class Authenticator:
         self,
         store: Store,
         secrets: SecretBox,
+        tokens: Tokens | None = None,
         *,
         timestamp_tolerance_seconds: int = 900,
         nonce_ttl_seconds: int = 900,
     ) -> None:
         self._store = store
         self._secrets = secrets
+        self._tokens = tokens
         self._tolerance = timestamp_tolerance_seconds
         self._nonce_ttl_ms = nonce_ttl_seconds * 1000
+        self._last_touched: dict[str, float] = {}
 
     async def authenticate(self, claim: SignatureClaim, now: datetime | None = None) -> Caller:
-        check_timestamp(claim.timestamp, now or datetime.now(UTC), self._tolerance)
+        current = now or datetime.now(UTC)
+        check_timestamp(claim.timestamp, current, self._tolerance)
+        if claim.access_key_id.startswith(STS_PREFIX) and self._tokens is not None:
+            caller = await self._temporary(claim)
+        else:
+            caller = await self._long_term(claim)
+        # The nonce must stay used for as long as its request is acceptable: a request dated in
+        # the future is acceptable until its own time plus the tolerance, not only from now.
+        stamp = parse_timestamp(claim.timestamp)
+        lifetime_ms = self._nonce_ttl_ms + max(0, int((stamp - current).total_seconds() * 1000))
+        if not await self._store.use_nonce(claim.access_key_id, claim.nonce, lifetime_ms):
+            raise SignatureNonceUsed()
+        return caller
+
+    async def _long_term(self, claim: SignatureClaim) -> Caller:
         key = await self._store.access_key(claim.access_key_id)
         if key is None:
             raise InvalidAccessKeyIdNotFound()
@@ -46,10 +69,46 @@ class Authenticator:
         if claim.security_token:
             # Only temporary (STS) credentials carry a token; a long-term key never does.
             raise InvalidSecurityTokenMismatch()
-        if not await self._store.use_nonce(key.id, claim.nonce, self._nonce_ttl_ms):
-            raise SignatureNonceUsed()
+        await self._touch(key.id)
+        if key.user_name is None:
+            return Caller(
+                account_id=key.account_id,
+                access_key_id=key.id,
+                allowlisted=key.account_allowlisted,
+                principal_type="Root",
+                principal=key.account_id,
+            )
         return Caller(
             account_id=key.account_id,
             access_key_id=key.id,
             allowlisted=key.account_allowlisted,
+            principal_type="SubUser",
+            principal=key.user_name,
+            user_name=key.user_name,
         )
+
+    async def _temporary(self, claim: SignatureClaim) -> Caller:
+        assert self._tokens is not None
+        session = self._tokens.read(claim.security_token, claim.access_key_id)
+        claim.verify(session.secret)
+        allowlisted = await self._store.account_allowlisted(session.account_id)
+        if allowlisted is None:  # the account is gone
+            raise InvalidAccessKeyIdNotFound()
+        return Caller(
+            account_id=session.account_id,
+            access_key_id=session.access_key_id,
+            allowlisted=allowlisted,
+            principal_type="AssumedRoleUser",
+            principal=f"{session.role_name}:{session.session_name}",
+            role_name=session.role_name,
+            session_policy=session.policy,
+        )
+
+    async def _touch(self, key_id: str) -> None:
+        """Last-used time, written at most once a minute per key (not a write per request)."""
+        now = time.monotonic()
+        if now - self._last_touched.get(key_id, -LAST_USED_RESOLUTION_SECONDS) >= (
+            LAST_USED_RESOLUTION_SECONDS
+        ):
+            self._last_touched[key_id] = now
+            await access_queries.touch_keys(self._store, [key_id])

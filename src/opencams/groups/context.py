@@ -80,6 +80,12 @@ class Caller:
     account_id: str
     access_key_id: str
     allowlisted: bool
+    # Root (an account's own AccessKey), SubUser (a RAM user's) or AssumedRoleUser (STS).
+    principal_type: str = "Root"
+    principal: str = ""  # display name: the account, the user, or role/session
+    user_name: str | None = None
+    role_name: str | None = None
+    session_policy: str | None = None
 
 
 @dataclass(frozen=True)

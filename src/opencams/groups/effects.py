@@ -12,16 +12,19 @@ events in the same second, the one applied last wins.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from opencams.channel.webhooks import GroupEvent
+from opencams.channel.webhooks import GroupEvent, safe_id
 from opencams.store import queries
 from opencams.store.records import GroupRecord, OperationRecord
 from opencams.store.repo import now_ms
+
+_WA_ID = re.compile(r"[A-Za-z0-9._-]+")
 
 Outcome = Literal["applied", "duplicate", "parked", "ignored"]
 Handler = Callable[[AsyncConnection, GroupEvent], Awaitable[Outcome]]
@@ -92,6 +95,11 @@ async def group_create(conn: AsyncConnection, event: GroupEvent) -> Outcome:
         )
         await queries.settle_operation(conn, op.id, "failed", error=reason)
         return "applied"
+    stand_in = await queries.group_by_meta_id(conn, event.group_id)
+    if stand_in is not None and stand_in.id != op.group_id:
+        # A sync adopted this Meta group under a new row before its confirmation arrived:
+        # the group is this operation's; the stand-in row gives way.
+        await queries.retire_group(conn, stand_in.id)
     await queries.set_group(
         conn,
         op.group_id,
@@ -192,10 +200,17 @@ async def group_settings_update(conn: AsyncConnection, event: GroupEvent) -> Out
 
 
 def _who(entry: Any) -> str | None:
+    """A participant's WhatsApp id (or the number the business used), as stored: digits and the
+    characters of a business-scoped id, at most 32."""
     if not isinstance(entry, dict):
         return None
-    value = entry.get("wa_id") or entry.get("input")
-    return str(value).lstrip("+") if value else None
+    for key in ("wa_id", "input"):
+        value = safe_id(entry.get(key), 33)
+        if value is not None:
+            value = value.lstrip("+")
+            if value and len(value) <= 32 and _WA_ID.fullmatch(value):
+                return value
+    return None
 
 
 async def participants_add(conn: AsyncConnection, event: GroupEvent) -> Outcome:
@@ -252,9 +267,13 @@ async def join_request(conn: AsyncConnection, event: GroupEvent) -> Outcome:
     if not wa_id:
         return "ignored"
     state = "pending" if event.type == "group_join_request_created" else "revoked"
-    raw_id = event.raw.get("join_request_id")
     await queries.set_join_request(
-        conn, group.id, wa_id, state, event_ts(event), str(raw_id) if raw_id else None
+        conn,
+        group.id,
+        wa_id,
+        state,
+        event_ts(event),
+        safe_id(event.raw.get("join_request_id"), 256),
     )
     return "applied"
 

@@ -14,7 +14,6 @@ from typing import Any
 from opencams.channel.errors import GraphError
 from opencams.groups import validation
 from opencams.groups.common import (
-    WRITABLE,
     channel_error,
     meta_id,
     require_allowlisted,
@@ -43,6 +42,7 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> dict[str, Any]:
     validation.phone_number(req.business_number)
     subject = validation.subject(req.subject)
     description = validation.description(req.description)
+    group_link = validation.group_link(req.group_link)
     number = await resolve_number(ctx, req.cust_space_id, req.business_number)
 
     limit = ctx.deps.max_groups_per_number
@@ -70,7 +70,7 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> dict[str, Any]:
             "description": description,
             "status": "CREATING",
             "participant_count": 0,
-            "group_link": req.group_link,
+            "group_link": group_link,
             "created_at": now,
             "updated_at": now,
         },
@@ -95,7 +95,8 @@ async def begin(
     """Claim the group for a change and record the pending operation; returns its id."""
     op_id = new_unique_code()
     async with ctx.deps.store.tx() as conn:
-        if not await queries.set_group(conn, group.id, when_status=WRITABLE, status=to_status):
+        # Only from ACTIVE: one settings change or deletion at a time, never both at once.
+        if not await queries.set_group(conn, group.id, when_status={"ACTIVE"}, status=to_status):
             current = await queries.group_by_id(conn, group.id)
             raise ChatGroupInvalidStatus(
                 "another change of the group is under way.",
@@ -133,6 +134,7 @@ async def accepted(ctx: Ctx, op_id: str, request_id: str | None) -> None:
 
 
 async def update_chat_group(ctx: Ctx, req: UpdateChatGroupRequest) -> dict[str, Any]:
+    require_allowlisted(ctx)
     subject = validation.subject(req.subject) if req.subject is not None else None
     description = validation.description(req.description)
     number, group = await resolve_group(ctx, req.ref)
@@ -181,7 +183,7 @@ async def delete_chat_group(ctx: Ctx, req: GroupRef) -> dict[str, Any]:
         async with ctx.deps.store.tx() as conn:
             await queries.set_group(conn, group.id, when_status={"INACTIVE"}, deleted_at=now_ms())
         return {"Result": 1}
-    require_status(group, WRITABLE, "deleting it")
+    require_status(group, {"ACTIVE"}, "deleting it")
     op_id = await begin(ctx, group, "delete", "DELETING", {})
     try:
         request_id = await ctx.deps.channel.delete_group(meta_id(group), token(ctx, number))

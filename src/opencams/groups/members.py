@@ -10,6 +10,7 @@ from opencams.groups.common import (
     WRITABLE,
     channel_error,
     meta_id,
+    require_allowlisted,
     require_status,
     resolve_group,
     token,
@@ -47,6 +48,7 @@ def participant_numbers(raw: RawComplex | None) -> list[str]:
 async def delete_chat_group_participants(
     ctx: Ctx, req: DeleteChatGroupParticipantsRequest
 ) -> dict[str, Any]:
+    require_allowlisted(ctx)
     numbers = participant_numbers(req.participants)
     number, group = await resolve_group(ctx, req.ref)
     require_status(group, WRITABLE, "removing participants")

@@ -17,6 +17,7 @@ the grace period leaves operations whose webhook is still on its way to the webh
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ from opencams.groups.events import apply_parked
 from opencams.groups.ids import new_group_id
 from opencams.store import queries
 from opencams.store.records import GroupRecord, NumberRecord, OperationRecord
-from opencams.store.repo import now_ms
+from opencams.store.repo import StoreUnavailable, now_ms
+
+log = logging.getLogger("opencams.sync")
 
 Progress = Callable[[str, int, int], None]  # (number, groups done, groups total)
 
@@ -114,6 +117,11 @@ class Syncer:
                 await self.sync_number(record, report, progress)
             except GraphError as exc:
                 report.errors.append(f"{record.number}: {exc.describe()}")
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # one number's trouble must not stop the others
+                log.exception("sync of number %s failed", record.number)
+                report.errors.append(f"{record.number}: {type(exc).__name__}: {exc}")
         return report
 
     async def _fetch(self, number: NumberRecord, token: str) -> list[GroupSummary]:
@@ -132,6 +140,7 @@ class Syncer:
         self, number: NumberRecord, report: SyncReport, progress: Progress | None = None
     ) -> None:
         token = self.deps.secrets.open(number.access_token_enc)
+        started = now_ms()
         summaries = await self._fetch(number, token)
         report.numbers += 1
         report.groups_at_meta += len(summaries)
@@ -147,16 +156,25 @@ class Syncer:
                 seen.add(summary.id)  # unknown state: certainly not "gone"
                 continue
             seen.add(summary.id)
-            await self._group(number, MetaGroup(summary, info, link), report)
+            try:
+                await self._group(number, MetaGroup(summary, info, link), report)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # one odd group must not stop the rest of the number
+                log.exception("sync of group %s failed", summary.id)
+                report.errors.append(f"{number.number}/{summary.id}: {type(exc).__name__}: {exc}")
             if progress is not None:
                 progress(number.number, done, len(summaries))
-        await self._gone(number, seen, report)
+        await self._gone(number, token, seen, started, report)
         await self._never_confirmed(number, report)
+        await self._unstick(number, report)
 
     async def _group(self, number: NumberRecord, meta: MetaGroup, report: SyncReport) -> None:
         async with self.deps.store.tx() as conn:
             group = await queries.group_by_meta_id(conn, meta.summary.id)
             if group is None:
+                if await self._in_flight(conn, number, meta):
+                    return  # its own confirmation is on the way: leave it to the webhook
                 adopted = await self._adopt(conn, number, meta)
                 if adopted is None:
                     group_id = new_group_id()
@@ -190,6 +208,16 @@ class Syncer:
             await self._drift(conn, group, meta, report)
             await self._participants(conn, group, meta, report)
         await apply_parked(self.deps.store, meta_group_id=meta.summary.id)
+
+    async def _in_flight(self, conn: Any, number: NumberRecord, meta: MetaGroup) -> bool:
+        """A CREATING group of the same subject whose create is younger than the grace period."""
+        subject = meta.info.subject or meta.summary.subject
+        for group in await queries.live_groups_of_number(conn, number.id):
+            if group.status == "CREATING" and group.subject == subject:
+                op = await queries.pending_operation(conn, group.id, "create")
+                if op is not None and not self._settleable(op):
+                    return True
+        return False
 
     async def _adopt(self, conn: Any, number: NumberRecord, meta: MetaGroup) -> str | None:
         """A CREATING group of this number whose create is still pending, same subject."""
@@ -305,18 +333,50 @@ class Syncer:
             await queries.recount_participants(conn, group.id)
             report.participants_changed += changed
 
-    async def _gone(self, number: NumberRecord, seen: set[str], report: SyncReport) -> None:
+    async def _gone(
+        self, number: NumberRecord, token: str, seen: set[str], started: int, report: SyncReport
+    ) -> None:
+        """Groups Meta did not list. Each is asked for once more before it is marked deleted:
+        one confirmed (or changed) while the list was being read is simply newer than it."""
         async with self.deps.store.tx() as conn:
-            for group in await queries.live_groups_of_number(conn, number.id):
-                if group.meta_group_id is None or group.meta_group_id in seen:
+            candidates = [
+                g
+                for g in await queries.live_groups_of_number(conn, number.id)
+                if g.meta_group_id is not None
+                and g.meta_group_id not in seen
+                and g.updated_at < started
+            ]
+        for group in candidates:
+            assert group.meta_group_id is not None
+            try:
+                await self.deps.channel.get_group(group.meta_group_id, token)
+                continue  # Meta has it after all
+            except GraphError as exc:
+                if exc.code != 131041:
+                    report.errors.append(f"{number.number}/{group.meta_group_id}: {exc.describe()}")
                     continue
-                await queries.set_group(conn, group.id, deleted_at=now_ms())
+            async with self.deps.store.tx() as conn:
+                if not await queries.set_group(conn, group.id, deleted_at=now_ms()):
+                    continue
                 report.deleted += 1
                 for op in await queries.pending_operations(conn, [group.id]):
                     state = "succeeded" if op.kind == "delete" else "failed"
                     error = None if state == "succeeded" else "the group is gone at Meta"
                     if await queries.settle_operation(conn, op.id, state, error=error):
                         report.operations_settled += 1
+
+    async def _unstick(self, number: NumberRecord, report: SyncReport) -> None:
+        """UPDATING or DELETING with no operation pending (settled elsewhere): back to ACTIVE."""
+        async with self.deps.store.tx() as conn:
+            for group in await queries.live_groups_of_number(conn, number.id):
+                if group.status not in ("UPDATING", "DELETING"):
+                    continue
+                if await queries.pending_operations(conn, [group.id]):
+                    continue
+                if await queries.set_group(
+                    conn, group.id, when_status={group.status}, status="ACTIVE"
+                ):
+                    report.updated += 1
 
     async def _never_confirmed(self, number: NumberRecord, report: SyncReport) -> None:
         async with self.deps.store.tx() as conn:

@@ -13,6 +13,7 @@ from opencams.rpc.errors import (
     ChannelTypeNotSupport,
     DescriptionInvalid,
     GroupStatusNotSupport,
+    InvalidParameter,
     PageInvalid,
     PhoneNumberError,
     SubjectInvalid,
@@ -76,6 +77,16 @@ def description(value: str | None) -> str | None:
         return None
     if len(value) > MAX_DESCRIPTION:
         raise DescriptionInvalid(f"{len(value)} characters; at most {MAX_DESCRIPTION}")
+    return value
+
+
+MAX_GROUP_LINK = 1024
+
+
+def group_link(value: str | None) -> str | None:
+    """A free-form link (the vendor's Telegram field), stored and matched as given."""
+    if value is not None and len(value) > MAX_GROUP_LINK:
+        raise InvalidParameter("GroupLink", f"At most {MAX_GROUP_LINK} characters.")
     return value
 
 

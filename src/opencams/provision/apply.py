@@ -18,9 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from opencams.provision import access
+from opencams.rpc.actions import ACTION_NAMES
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store, now_ms
-from opencams.store.tables import access_keys, accounts, business_numbers, config_entries, spaces
+from opencams.store.tables import (
+    access_keys,
+    accounts,
+    business_numbers,
+    config_entries,
+    policies,
+    ram_users,
+    spaces,
+    user_groups,
+)
 
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{16}$")]
 KeyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{8,64}$")]
@@ -60,6 +71,11 @@ class AccountSpec(_Model):
     chat_groups_allowlisted: bool = False
     access_keys: list[AccessKeySpec] = Field(default_factory=list)
     spaces: list[SpaceSpec] = Field(default_factory=list)
+    policies: list[access.PolicySpec] = Field(default_factory=list)
+    ram_users: list[access.RamUserSpec] = Field(default_factory=list)
+    user_groups: list[access.UserGroupSpec] = Field(default_factory=list)
+    roles: list[access.RoleSpec] = Field(default_factory=list)
+    throttling: dict[str, float] = Field(default_factory=dict)
 
 
 class WhatsAppSpec(_Model):
@@ -120,6 +136,9 @@ def _duplicates(spec: ProvisionFile) -> list[str]:
         once("account", account.id, "account id")
         for key in account.access_keys:
             once("key", key.id, "access key id")
+        for user in account.ram_users:
+            for user_key in user.access_keys:
+                once("key", user_key.id, "access key id")
         for space in account.spaces:
             once("space", space.id, "space id")
             numbers: set[str] = set()
@@ -172,17 +191,34 @@ async def apply(store: Store, box: SecretBox, spec: ProvisionFile) -> Report:
 async def _conflicts(conn: AsyncConnection, spec: ProvisionFile) -> list[str]:
     """Things the file says that contradict ownership already in the database."""
     problems: list[str] = []
-    for account in spec.accounts:
-        for key in account.access_keys:
-            owner = (
+    for index, account in enumerate(spec.accounts):
+        owners: list[tuple[str, str | None]] = [(key.id, None) for key in account.access_keys]
+        owners += [(key.id, user.name) for user in account.ram_users for key in user.access_keys]
+        for key_id, user_name in owners:
+            row = (
                 await conn.execute(
-                    select(access_keys.c.account_id).where(access_keys.c.id == key.id)
+                    select(access_keys.c.account_id, access_keys.c.user_name).where(
+                        access_keys.c.id == key_id
+                    )
                 )
-            ).scalar()
-            if owner is not None and owner != account.id:
+            ).first()
+            if row is not None and (row.account_id, row.user_name) != (account.id, user_name):
+                holder = f"RAM user {row.user_name}" if row.user_name else "the root"
                 problems.append(
-                    f"access key {key.id!r} belongs to account {owner}, not {account.id}"
+                    f"access key {key_id!r} belongs to {holder} of account {row.account_id}"
                 )
+        problems += access.check(
+            f"accounts.{index}",
+            policies_=account.policies,
+            users=account.ram_users,
+            groups=account.user_groups,
+            roles_=account.roles,
+            throttling=account.throttling,
+            known_actions=set(ACTION_NAMES),
+            existing_policies=await _names(conn, policies, account.id),
+            existing_groups=await _names(conn, user_groups, account.id),
+            existing_users=await _names(conn, ram_users, account.id),
+        )
         for space in account.spaces:
             owner = (
                 await conn.execute(select(spaces.c.account_id).where(spaces.c.id == space.id))
@@ -203,6 +239,11 @@ async def _conflicts(conn: AsyncConnection, spec: ProvisionFile) -> list[str]:
                         f"{row.number} of space {row.space_id}"
                     )
     return problems
+
+
+async def _names(conn: AsyncConnection, table: Any, account_id: str) -> set[str]:
+    rows = await conn.execute(select(table.c.name).where(table.c.account_id == account_id))
+    return {r.name for r in rows}
 
 
 async def _config(
@@ -267,6 +308,20 @@ async def _account(
         await _access_key(conn, box, report, spec.id, key, now)
     for space in spec.spaces:
         await _space(conn, box, report, spec.id, space, now)
+    created, changed, unchanged = await access.apply_access(
+        conn,
+        box,
+        spec.id,
+        now,
+        policies_=spec.policies,
+        users=spec.ram_users,
+        groups=spec.user_groups,
+        roles_=spec.roles,
+        throttling=spec.throttling,
+    )
+    report.created += created
+    report.changed += changed
+    report.unchanged += unchanged
 
 
 async def _access_key(

@@ -151,3 +151,6 @@ ACTIONS: dict[str, Action] = {
         ),
     )
 }
+
+# Every action a policy or a throttle can name (AssumeRole is STS's, served at the same endpoint).
+ACTION_NAMES: tuple[str, ...] = (*ACTIONS, "AssumeRole")

@@ -1,4 +1,5 @@
-"""The CAMS endpoint (`POST /` and `GET /`): parse, route, verify, run, wrap.
+"""The CAMS endpoint (`POST /` and `GET /`): parse, route, authenticate, authorize, throttle,
+run, wrap, audit.
 
 Nothing raised below escapes as a bare 500: contract errors keep their code, an unreachable
 database becomes ServiceUnavailable, and anything else is logged and answered InternalError.
@@ -7,19 +8,27 @@ database becomes ServiceUnavailable, and anything else is logged and answered In
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from opencams.access.audit import AuditLog
 from opencams.access.authn import Authenticator
-from opencams.groups.context import Ctx, Deps
+from opencams.access.authz import Authorizer
+from opencams.access.network import Network, origin
+from opencams.access.sts import STS_VERSION, Tokens, assume_role
+from opencams.access.throttle import Throttle
+from opencams.groups.context import Caller, Ctx, Deps
 from opencams.rpc.actions import ACTIONS, API_VERSION
 from opencams.rpc.envelope import failure, new_request_id, success
 from opencams.rpc.errors import (
     CamsError,
+    ForbiddenRAM,
     IncompleteSignature,
     InternalError,
     InvalidActionNotFound,
@@ -27,37 +36,115 @@ from opencams.rpc.errors import (
     InvalidVersion,
     MissingParameter,
     ServiceUnavailable,
+    ThrottlingUser,
 )
 from opencams.rpc.params import Params
 from opencams.rpc.signature import SignatureClaim, parse_v1, parse_v3
-from opencams.store.repo import StoreUnavailable
+from opencams.store import access_queries
+from opencams.store.repo import Store, StoreRejected, StoreUnavailable
 
 log = logging.getLogger("opencams.rpc")
 
 MAX_BODY_BYTES = 1 << 20
 FORM_TYPE = "application/x-www-form-urlencoded"
+RATES_TTL_SECONDS = 5.0
+
+
+@dataclass
+class Throttling:
+    """Rates: per account and action from the provisioning file, else per action, else default."""
+
+    throttle: Throttle
+    store: Store
+    default_rate: float = 50.0
+    action_rates: dict[str, float] = field(default_factory=dict)
+    _cache: dict[str, tuple[float, dict[str, float]]] = field(default_factory=dict)
+
+    async def rate(self, account_id: str, action: str) -> float:
+        cached = self._cache.get(account_id)
+        if cached is None or time.monotonic() - cached[0] > RATES_TTL_SECONDS:
+            cached = (time.monotonic(), await access_queries.throttle_rates(self.store, account_id))
+            self._cache[account_id] = cached
+        rates = cached[1]
+        for key in (action, "*"):
+            if key in rates:
+                return rates[key]
+        return self.action_rates.get(action, self.default_rate)
+
+    async def check(self, account_id: str, action: str) -> None:
+        verdict = await self.throttle.take(account_id, action, await self.rate(account_id, action))
+        if not verdict.allowed:
+            raise ThrottlingUser(verdict.retry_after_ms)
+
+
+@dataclass
+class Outcome:
+    """What the audit log learns of one call, filled in as the call goes."""
+
+    caller: Caller | None = None
+    action: str | None = None
+    decision: str = "error"
+    statement: str | None = None
+    source_ip: str | None = None
 
 
 @dataclass(frozen=True)
 class Endpoint:
     authenticator: Authenticator
     deps: Deps
+    authorizer: Authorizer | None = None
+    throttling: Throttling | None = None
+    audit: AuditLog | None = None
+    tokens: Tokens | None = None
+    trusted_proxies: tuple[Network, ...] = ()
+    sts_min_duration: int = 900
 
     async def __call__(self, request: Request) -> Response:
         request_id = new_request_id()
         host = request.headers.get("host", "")
+        outcome = Outcome()
+        code = "OK"
         try:
-            return success(request_id, await self._handle(request, request_id))
+            response = success(request_id, await self._handle(request, request_id, outcome))
         except CamsError as error:
-            return failure(request_id, error, host)
+            code = error.code
+            if isinstance(error, ForbiddenRAM):
+                outcome.decision, outcome.statement = "deny", error.detail
+            response = failure(request_id, error, host)
         except StoreUnavailable as exc:
             log.warning("database unavailable (request %s): %s", request_id, exc)
-            return failure(request_id, ServiceUnavailable(), host)
+            code = ServiceUnavailable.code
+            response = failure(request_id, ServiceUnavailable(), host)
+        except StoreRejected as exc:
+            log.warning("database refused a value (request %s): %s", request_id, exc)
+            rejected = InvalidParameter("(a value)", "The value cannot be stored.")
+            code = rejected.code
+            response = failure(request_id, rejected, host)
         except Exception:
             log.exception("unhandled error in request %s", request_id)
-            return failure(request_id, InternalError(), host)
+            code = InternalError.code
+            response = failure(request_id, InternalError(), host)
+        self._audit(request_id, outcome, code)
+        return response
 
-    async def _handle(self, request: Request, request_id: str) -> dict[str, object]:
+    def _audit(self, request_id: str, outcome: Outcome, code: str) -> None:
+        if self.audit is None:
+            return
+        caller = outcome.caller
+        self.audit.record(
+            request_id=request_id,
+            account_id=caller.account_id if caller else None,
+            principal_type=caller.principal_type if caller else None,
+            principal=caller.principal if caller else None,
+            access_key_id=caller.access_key_id if caller else None,
+            action=outcome.action,
+            decision=outcome.decision,
+            statement=outcome.statement,
+            code=code,
+            source_ip=outcome.source_ip,
+        )
+
+    async def _handle(self, request: Request, request_id: str, outcome: Outcome) -> dict[str, Any]:
         body = await _read_body(request)
         query = parse_qsl(request.url.query, keep_blank_values=True)
         form: Sequence[tuple[str, str]] = []
@@ -73,6 +160,14 @@ class Endpoint:
             headers.setdefault(raw_name.decode("latin-1").lower(), []).append(
                 raw_value.decode("latin-1")
             )
+        where = origin(
+            request.client.host if request.client else None,
+            request.url.scheme,
+            request.headers.get("x-forwarded-for"),
+            request.headers.get("x-forwarded-proto"),
+            self.trusted_proxies,
+        )
+        outcome.source_ip = where.ip
 
         is_v3 = headers.get("authorization", [""])[0].lstrip().startswith("ACS3-")
         if is_v3:
@@ -85,10 +180,12 @@ class Endpoint:
             raise MissingParameter("Action")
         if not version:
             raise MissingParameter("Version")
-        if version != API_VERSION:
+        if version not in (API_VERSION, STS_VERSION):
             raise InvalidVersion()
-        action = ACTIONS.get(action_name)
-        if action is None:
+        outcome.action = action_name
+        action = ACTIONS.get(action_name) if version == API_VERSION else None
+        is_sts = version == STS_VERSION and action_name == "AssumeRole" and self.tokens is not None
+        if action is None and not is_sts:
             raise InvalidActionNotFound()
 
         claim: SignatureClaim
@@ -105,7 +202,33 @@ class Endpoint:
         else:
             raise IncompleteSignature("The request is not signed.")
         caller = await self.authenticator.authenticate(claim)
+        outcome.caller = caller
 
+        if is_sts:
+            # A role's trust (its trusted RAM users) decides who may assume it.
+            assert self.tokens is not None
+            if self.throttling is not None:
+                await self.throttling.check(caller.account_id, action_name)
+            result = await assume_role(
+                self.deps.store,
+                self.tokens,
+                caller_account=caller.account_id,
+                caller_type=caller.principal_type,
+                caller_user=caller.user_name,
+                params=params.values,
+                min_duration=self.sts_min_duration,
+            )
+            outcome.decision, outcome.statement = "allow", "trusted by the role"
+            return result
+
+        assert action is not None
+        if self.authorizer is not None:
+            verdict = await self.authorizer.check(caller, action.ram_action, where.ip, where.secure)
+            outcome.decision, outcome.statement = verdict.decision, verdict.statement
+        else:
+            outcome.decision = "allow"
+        if self.throttling is not None:
+            await self.throttling.check(caller.account_id, action_name)
         decoded = action.decode(params)
         ctx = Ctx(caller=caller, deps=self.deps, request_id=request_id)
         return await action.handler(ctx, decoded)

@@ -3,6 +3,7 @@
 Success:  {"RequestId", "Code": "OK", "Success": true, ...fields}
 Business: HTTP 200 {"RequestId", "Code", "Message", "Success": false}
 Gateway:  HTTP 4xx/5xx {"RequestId", "HostId", "Code", "Message", "Recommend"}
+          (+ "AccessDeniedDetail" object on Forbidden.RAM; + x-acs-retry-after on throttling)
 Every response carries the RequestId in the body and in `x-acs-request-id`.
 """
 
@@ -24,12 +25,14 @@ def new_request_id() -> str:
     return str(uuid.uuid4()).upper()
 
 
-def _response(status: int, body: dict[str, Any], request_id: str) -> Response:
+def _response(
+    status: int, body: dict[str, Any], request_id: str, headers: dict[str, str] | None = None
+) -> Response:
     return Response(
         json.dumps(body, ensure_ascii=False, separators=(",", ":")),
         status_code=status,
         media_type=JSON_TYPE,
-        headers={"x-acs-request-id": request_id},
+        headers={"x-acs-request-id": request_id, **(headers or {})},
     )
 
 
@@ -54,5 +57,6 @@ def failure(request_id: str, error: CamsError, host: str) -> Response:
         "Code": error.code,
         "Message": error.message,
         "Recommend": f"{ERRORS_DOC}#{error.code.lower().replace('.', '')}",
+        **error.body_extra,
     }
-    return _response(error.status, body, request_id)
+    return _response(error.status, body, request_id, error.headers)

@@ -6,7 +6,9 @@
     │   ├── IncompleteSignature, SignatureDoesNotMatch
     │   ├── InvalidAccessKeyIdNotFound, InvalidAccessKeyIdInactive
     │   ├── InvalidTimeStampExpired, InvalidTimeStampFormat, SignatureNonceUsed
-    │   ├── InvalidSecurityTokenMismatch
+    │   ├── InvalidSecurityTokenMismatch, InvalidSecurityTokenExpired, InvalidSecurityTokenMalformed
+    │   ├── ForbiddenRAM (403 + AccessDeniedDetail), ThrottlingUser (429 + x-acs-retry-after)
+    │   ├── STS: EntityNotExistRole, NoPermission, InvalidRoleArn, InvalidDuration, PolicyGrammar
     │   ├── InternalError, ServiceUnavailable
     └── BusinessError              HTTP 200, body {RequestId, Code, Message, Success: false}
         ├── PageInvalid, ChannelTypeNotSupport, GroupStatusNotSupport, PhoneNumberError
@@ -32,6 +34,9 @@ class CamsError(Exception):
     def __init__(self, detail: str = "", **fields: Any) -> None:
         self.detail = detail
         self.fields = fields
+        # Extra members of the error body (AccessDeniedDetail) and response headers.
+        self.body_extra: dict[str, Any] = {}
+        self.headers: dict[str, str] = {}
         super().__init__(self.message)
 
     @property
@@ -242,3 +247,75 @@ class InvalidSecurityTokenMismatch(GatewayError):
     code = "InvalidSecurityToken.MismatchWithAccessKey"
     status = 400
     template = "The security token does not belong to this AccessKeyId."
+
+
+class InvalidSecurityTokenExpired(GatewayError):
+    code = "InvalidSecurityToken.Expired"
+    status = 400
+    template = "The security token has expired.{detail}"
+
+
+class InvalidSecurityTokenMalformed(GatewayError):
+    code = "InvalidSecurityToken.Malformed"
+    status = 400
+    template = "The security token is malformed: {detail}"
+
+
+class ForbiddenRAM(GatewayError):
+    code = "Forbidden.RAM"
+    status = 403
+    template = (
+        "User not authorized to operate on the specified resource, or this API doesn't "
+        "support RAM. {detail}"
+    )
+
+    def __init__(self, detail: str, access_denied_detail: dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.body_extra = {"AccessDeniedDetail": access_denied_detail}
+
+
+class ThrottlingUser(GatewayError):
+    code = "Throttling.User"
+    status = 429
+    template = "Request was denied due to user flow control."
+
+    def __init__(self, retry_after_ms: int) -> None:
+        super().__init__()
+        # The SDK raises ThrottlingException when this header holds a positive integer (ms).
+        self.headers = {"x-acs-retry-after": str(max(1, retry_after_ms))}
+
+
+class EntityNotExistRole(GatewayError):
+    code = "EntityNotExist.Role"
+    status = 404
+    template = "The role does not exist: {detail}"
+
+
+class NoPermission(GatewayError):
+    code = "NoPermission"
+    status = 403
+    template = "You are not authorized to do this action: {detail}"
+
+
+class InvalidRoleArn(GatewayError):
+    code = "InvalidParameter.RoleArn"
+    status = 400
+    template = "The parameter RoleArn is wrongly formed: {detail}"
+
+
+class InvalidDuration(GatewayError):
+    code = "InvalidParameter.DurationSeconds"
+    status = 400
+    template = "The parameter DurationSeconds is out of range: {detail}"
+
+
+class PolicyGrammar(GatewayError):
+    code = "InvalidParameter.PolicyGrammar"
+    status = 400
+    template = "The parameter Policy has not passed grammar check: {detail}"
+
+
+class InvalidRoleSessionName(GatewayError):
+    code = "InvalidParameter.RoleSessionName"
+    status = 400
+    template = "The parameter RoleSessionName is wrongly formed: {detail}"

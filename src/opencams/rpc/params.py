@@ -8,11 +8,17 @@ Python value; the caller learns which form it was, because flattened values are 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opencams.rpc.errors import InvalidParameter, MissingParameter
+
+# C0 controls except TAB, LF and CR (which a description may hold), DEL, and lone surrogates.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_INDEX = re.compile(r"[1-9][0-9]{0,2}")
+MAX_NAME = 128
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,15 @@ class Params:
         merged: dict[str, str] = {}
         for source in sources:
             for name, value in source:
+                if _FORBIDDEN.search(name) or _FORBIDDEN.search(value):
+                    # NUL and other C0 controls have no business in any CAMS parameter, and
+                    # PostgreSQL cannot store NUL in text: refuse them at the door.
+                    raise InvalidParameter(
+                        name if not _FORBIDDEN.search(name) else "(name)",
+                        "It contains a control character.",
+                    )
+                if len(name) > MAX_NAME:
+                    raise InvalidParameter(name[:MAX_NAME], "The parameter name is too long.")
                 if name in merged:
                     # The same name twice (in one source or across query and body) is ambiguous.
                     raise InvalidParameter(name, "It appears more than once in the request.")
@@ -96,11 +111,14 @@ def _listify(name: str, node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     keys = list(node)
-    if keys and all(k.isdigit() for k in keys):
+    numeric = [k for k in keys if k[:1].isdigit() or k.isdecimal()]
+    if keys and len(numeric) == len(keys):
+        if not all(_INDEX.fullmatch(k) for k in keys):
+            raise InvalidParameter(name, "Flattened list indexes must be 1 to 999.")
         indexes = sorted(int(k) for k in keys)
-        if indexes != list(range(1, len(indexes) + 1)) or any(k != str(int(k)) for k in keys):
+        if indexes != list(range(1, len(indexes) + 1)):
             raise InvalidParameter(name, "Flattened list indexes must run 1, 2, 3, … without gaps.")
         return [_listify(name, node[str(i)]) for i in indexes]
-    if any(k.isdigit() for k in keys):
+    if numeric:
         raise InvalidParameter(name, "A flattened value mixes list indexes and names.")
     return {k: _listify(name, v) for k, v in node.items()}

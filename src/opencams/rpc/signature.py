@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from urllib.parse import quote
 
 from opencams.rpc.errors import (
     IncompleteSignature,
+    InvalidAccessKeyIdNotFound,
     InvalidTimeStampExpired,
     InvalidTimeStampFormat,
     MissingParameter,
@@ -40,6 +42,22 @@ REQUIRED_V3_HEADERS = (
     "x-acs-content-sha256",
 )
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+MAX_NONCE = 64  # the SDKs send 32 hex digits or a UUID
+MAX_KEY_ID = 128
+
+
+_KEY_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_KEY_ID}}}")
+_NONCE = re.compile(rf"[\x21-\x7e]{{1,{MAX_NONCE}}}")
+
+
+def _check_identity(access_key_id: str, nonce: str) -> None:
+    if not _KEY_ID.fullmatch(access_key_id):
+        # No key of that shape can exist: the same answer as for any unknown key.
+        raise InvalidAccessKeyIdNotFound()
+    if not _NONCE.fullmatch(nonce):
+        raise IncompleteSignature(
+            f"The signature nonce must be 1 to {MAX_NONCE} printable ASCII characters."
+        )
 
 
 def percent_encode(value: str) -> str:
@@ -127,7 +145,14 @@ def parse_v3(
     algorithm, access_key_id, signed_headers, signature = _parse_authorization(authorization)
     if any(h != h.lower() or not h for h in signed_headers):
         raise IncompleteSignature("SignedHeaders must list lowercase header names.")
-    unsigned = [h for h in REQUIRED_V3_HEADERS if h not in signed_headers]
+    required = list(REQUIRED_V3_HEADERS)
+    # What the server acts on must be covered by the signature: the body's type decides whether
+    # its parameters are read, and a security token names the caller.
+    if body and "content-type" in headers:
+        required.append("content-type")
+    if "x-acs-security-token" in headers:
+        required.append("x-acs-security-token")
+    unsigned = [h for h in required if h not in signed_headers]
     if unsigned:
         raise IncompleteSignature(f"These headers must be signed: {', '.join(unsigned)}.")
     absent = [h for h in signed_headers if h not in headers]
@@ -135,6 +160,10 @@ def parse_v3(
         raise IncompleteSignature(
             f"Signed headers are missing from the request: {', '.join(absent)}."
         )
+    # One value each: a repeated header would be canonicalised one way and acted on another.
+    repeated = [h for h in required if len(headers.get(h, ())) > 1]
+    if repeated:
+        raise IncompleteSignature(f"These headers appear more than once: {', '.join(repeated)}.")
 
     payload_hash = hashlib.sha256(body).hexdigest()
     canonical_query = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(query))
@@ -158,6 +187,7 @@ def parse_v3(
             f"{string_to_sign} (x-acs-content-sha256 does not match the request body)"
         )
     token = headers.get("x-acs-security-token", [None])[0]
+    _check_identity(access_key_id, headers["x-acs-signature-nonce"][0].strip())
     return SignatureClaim(
         scheme="V3",
         access_key_id=access_key_id,
@@ -189,6 +219,7 @@ def parse_v1(*, method: str, params: Sequence[tuple[str, str]]) -> SignatureClai
         for k, v in sorted((k, v) for k, v in params if k != "Signature")
     )
     string_to_sign = f"{method.upper()}&{percent_encode('/')}&{percent_encode(canonical)}"
+    _check_identity(values["AccessKeyId"], values["SignatureNonce"])
     return SignatureClaim(
         scheme="V1",
         access_key_id=values["AccessKeyId"],

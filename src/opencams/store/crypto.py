@@ -24,9 +24,9 @@ class SecretKeyError(Exception):
     """The secret key is missing, unreadable, or not the one the data was encrypted with."""
 
 
-def _derive(master: str) -> bytes:
+def _derive(master: str, purpose: bytes) -> bytes:
     raw = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=b"opencams-at-rest-v1", info=b"fernet"
+        algorithm=hashes.SHA256(), length=32, salt=b"opencams-at-rest-v1", info=purpose
     ).derive(master.encode())
     return base64.urlsafe_b64encode(raw)
 
@@ -50,11 +50,18 @@ def _master_from_file(path: Path) -> str:
 
 
 class SecretBox:
-    def __init__(self, master: str) -> None:
-        self._fernet = Fernet(_derive(master))
+    """`purpose` separates keys: secrets at rest ("fernet") and STS security tokens ("sts")."""
+
+    def __init__(self, master: str, purpose: bytes = b"fernet") -> None:
+        self._fernet = Fernet(_derive(master, purpose))
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open_raw(self, ciphertext: str) -> str:
+        """Like open, but a foreign or altered ciphertext raises cryptography's InvalidToken
+        (for tokens that callers hand in, where that is bad input, not a key problem)."""
+        return self._fernet.decrypt(ciphertext.encode()).decode()
 
     def open(self, ciphertext: str) -> str:
         try:
@@ -67,10 +74,10 @@ class SecretBox:
 
 
 @lru_cache(maxsize=8)
-def _box_for(master: str) -> SecretBox:
-    return SecretBox(master)
+def _box_for(master: str, purpose: bytes) -> SecretBox:
+    return SecretBox(master, purpose)
 
 
-def secret_box(settings: Settings) -> SecretBox:
+def secret_box(settings: Settings, purpose: bytes = b"fernet") -> SecretBox:
     master = settings.secret_key or _master_from_file(settings.secret_key_file)
-    return _box_for(master)
+    return _box_for(master, purpose)

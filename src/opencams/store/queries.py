@@ -314,3 +314,12 @@ async def live_groups_of_number(conn: AsyncConnection, number_id: int) -> list[G
 
 async def insert_group(conn: AsyncConnection, **values: Any) -> None:
     await conn.execute(insert(chat_groups).values(**values))
+
+
+async def retire_group(conn: AsyncConnection, group_id: str) -> None:
+    """Delete a row and release its Meta id (unique) for the row that truly owns it."""
+    await conn.execute(
+        update(chat_groups)
+        .where(chat_groups.c.id == group_id)
+        .values(deleted_at=now_ms(), meta_group_id=None, updated_at=now_ms())
+    )

@@ -11,6 +11,7 @@ class AccessKeyRecord:
     account_id: str
     secret_enc: str
     status: str
+    user_name: str | None
     account_allowlisted: bool
 
 

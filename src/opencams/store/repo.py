@@ -14,7 +14,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opencams.store.records import (
@@ -38,6 +44,11 @@ from opencams.store.tables import (
 
 class StoreUnavailable(Exception):
     """The database cannot be reached or refused to work (locked, down, restarting)."""
+
+
+class StoreRejected(Exception):
+    """The database refused a value (too long for its column, a character it cannot store).
+    Input is validated before it gets here; this is the backstop that keeps such a value a 400."""
 
 
 def now_ms() -> int:
@@ -104,6 +115,8 @@ class Store:
         except (OperationalError, InterfaceError) as exc:
             # Connection refused or lost, server shutting down, SQLite locked past its timeout.
             raise StoreUnavailable(str(exc.orig or exc)) from exc
+        except DataError as exc:
+            raise StoreRejected(str(exc.orig or exc)) from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise StoreUnavailable(str(exc.orig or exc)) from exc
@@ -120,6 +133,7 @@ class Store:
                 access_keys.c.account_id,
                 access_keys.c.secret_enc,
                 access_keys.c.status,
+                access_keys.c.user_name,
                 accounts.c.chat_groups_allowlisted.label("account_allowlisted"),
             )
             .join(accounts, accounts.c.id == access_keys.c.account_id)
@@ -128,6 +142,16 @@ class Store:
         async with self.tx() as conn:
             row = (await conn.execute(query)).first()
         return AccessKeyRecord(**row._asdict()) if row else None
+
+    async def account_allowlisted(self, account_id: str) -> bool | None:
+        """The account's allowlisting, or None when there is no such account."""
+        async with self.tx() as conn:
+            row = (
+                await conn.execute(
+                    select(accounts.c.chat_groups_allowlisted).where(accounts.c.id == account_id)
+                )
+            ).first()
+        return None if row is None else bool(row.chat_groups_allowlisted)
 
     async def use_nonce(self, key_id: str, nonce: str, ttl_ms: int) -> bool:
         """Record a nonce; False when it was already used within its lifetime."""

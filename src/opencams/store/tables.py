@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -50,6 +51,8 @@ access_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("last_used_at", BigInteger, nullable=True),
+    # NULL: a root AccessKey of the account; else the RAM user (of the same account) it belongs to.
+    Column("user_name", String(64), nullable=True),
 )
 
 spaces = Table(
@@ -181,4 +184,89 @@ config_entries = Table(
     Column("value", Text, nullable=False),
     Column("secret", Boolean, nullable=False, default=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+
+# --- access control (RAM) --------------------------------------------------------------------
+
+ram_users = Table(
+    "ram_users",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.id"), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.id"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),  # the JSON as provisioned
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Who has which policy: principal_type is user | group | role; policy_name is a custom policy of
+# the account or a system policy.
+policy_attachments = Table(
+    "policy_attachments",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.id"), primary_key=True),
+    Column("principal_type", String(8), primary_key=True),
+    Column("principal_name", String(64), primary_key=True),
+    Column("policy_name", String(128), primary_key=True),
+)
+
+user_groups = Table(
+    "user_groups",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.id"), primary_key=True),
+    Column("name", String(64), primary_key=True),
+)
+
+user_group_members = Table(
+    "user_group_members",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.id"), primary_key=True),
+    Column("group_name", String(64), primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.id"), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("trusted_users", Text, nullable=False),  # JSON list of RAM user names
+    Column("max_session_duration", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+throttles = Table(
+    "throttles",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.id"), primary_key=True),
+    Column("action", String(64), primary_key=True),  # an action name, or * for all
+    Column("rate", Float, nullable=False),  # requests per second
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("request_id", String(36), nullable=False),
+    Column("at", BigInteger, nullable=False, index=True),
+    Column("account_id", String(16), nullable=True, index=True),
+    Column("principal_type", String(16), nullable=True),  # Root | SubUser | AssumedRoleUser
+    Column("principal", String(256), nullable=True),
+    Column("access_key_id", String(128), nullable=True),
+    Column("action", String(64), nullable=True),
+    Column("decision", String(8), nullable=False),  # allow | deny | error
+    Column("statement", Text, nullable=True),  # the deciding statement, or why
+    Column("code", String(64), nullable=False),  # the wire Code answered
+    Column("source_ip", String(64), nullable=True),
 )

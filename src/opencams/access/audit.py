@@ -1,0 +1,61 @@
+"""The audit log: every call, with RequestId, principal, action, decision and the deciding
+statement (`opencams audit` reads it).
+
+Records are written in batches by a background task (at most every AUDIT_FLUSH_SECONDS, and on
+shutdown), so that auditing costs the request path an append to a queue, not a database write.
+The price: a process killed outright (SIGKILL, power loss) loses the last fraction of a second
+of audit records; the operations themselves are unaffected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from opencams.store import access_queries
+from opencams.store.repo import Store, StoreUnavailable, now_ms
+
+log = logging.getLogger("opencams.audit")
+
+AUDIT_FLUSH_SECONDS = 0.25
+MAX_QUEUE = 100_000
+
+
+class AuditLog:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, **fields: Any) -> None:
+        if len(self._pending) >= MAX_QUEUE:
+            log.error("audit queue full (%d records): dropping the oldest", MAX_QUEUE)
+            del self._pending[: MAX_QUEUE // 10]
+        self._pending.append({"at": now_ms(), **fields})
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._store.tx() as conn:
+                    await access_queries.record_audit(conn, batch)
+            except StoreUnavailable as exc:
+                log.warning("audit records kept in memory, database unavailable: %s", exc)
+                self._pending = batch + self._pending
+                return
+
+    async def _run(self) -> None:
+        while self._pending:
+            await asyncio.sleep(AUDIT_FLUSH_SECONDS)
+            await self.flush()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()

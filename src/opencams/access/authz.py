@@ -1,0 +1,138 @@
+"""Authorization: may this caller run this action, from this address, now? (contract §6)
+
+Root AccessKeys may do everything in their own account. A RAM user gets what the policies
+attached to it and to its groups allow; an assumed role what the role's policies allow,
+narrowed by the session policy. Deny by default; an explicit Deny wins. In `soft` mode a denial
+is logged (and audited) and the request goes on: for migrating to policies without an outage.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from opencams.access.policy import (
+    SYSTEM_POLICIES,
+    Decision,
+    Policy,
+    RequestContext,
+    evaluate,
+    evaluate_layers,
+    parse_policy,
+)
+from opencams.groups.context import Caller
+from opencams.rpc.errors import ForbiddenRAM
+from opencams.store import access_queries
+from opencams.store.repo import Store
+
+log = logging.getLogger("opencams.access")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    decision: str  # allow | deny | soft-deny
+    statement: str  # the deciding statement, or why
+
+
+@lru_cache(maxsize=1024)
+def _custom(name: str, document: str, kind: str) -> Policy:
+    return parse_policy(name, document, kind=kind)
+
+
+def _policies(attached: list[tuple[str, str | None]]) -> list[Policy]:
+    found: list[Policy] = []
+    for name, document in attached:
+        if document is not None:
+            found.append(_custom(name, document, "Custom"))
+        elif name in SYSTEM_POLICIES:
+            found.append(SYSTEM_POLICIES[name])
+    return found
+
+
+def resource_of(account_id: str) -> str:
+    # CAMS chat-group actions are "All Resource" actions: the request's resource is the account.
+    return f"acs:cams:*:{account_id}:*"
+
+
+class Authorizer:
+    def __init__(self, store: Store, *, mode: str = "enforce") -> None:
+        self._store = store
+        self._soft = mode == "soft"
+
+    async def check(
+        self, caller: Caller, ram_action: str, source_ip: str | None, secure: bool
+    ) -> Verdict:
+        if caller.principal_type == "Root":
+            return Verdict(True, "allow", "Root AccessKey: every action of its own account")
+        ctx = RequestContext(
+            action=ram_action,
+            resource=resource_of(caller.account_id),
+            keys={
+                "acs:SourceIp": source_ip,
+                "acs:CurrentTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "acs:SecureTransport": "true" if secure else "false",
+                "acs:AccessKeyId": caller.access_key_id,
+            },
+        )
+        if caller.principal_type == "SubUser":
+            assert caller.user_name is not None
+            attached = await access_queries.attached_policies(
+                self._store, caller.account_id, "user", caller.user_name
+            )
+            decision = evaluate(_policies(attached), ctx)
+            policy_type = "AccountLevelIdentityBasedPolicy"
+        else:
+            assert caller.role_name is not None
+            attached = await access_queries.attached_policies(
+                self._store, caller.account_id, "role", caller.role_name
+            )
+            layers = [_policies(attached)]
+            if caller.session_policy:
+                layers.append([_custom("session", caller.session_policy, "Session")])
+            decision = evaluate_layers(layers, ctx)
+            # Layer 1 is the session policy: a denial there is the session's doing.
+            policy_type = (
+                "SessionPolicy"
+                if not decision.allowed and decision.layer == 1
+                else "AccountLevelIdentityBasedPolicy"
+            )
+        if decision.allowed:
+            return Verdict(True, "allow", decision.describe())
+        if self._soft:
+            log.warning(
+                "soft mode: %s would be denied %s (%s)",
+                caller.principal,
+                ram_action,
+                decision.describe(),
+            )
+            return Verdict(True, "soft-deny", decision.describe())
+        raise ForbiddenRAM(
+            decision.describe(), denied_detail(caller, ram_action, decision, policy_type)
+        )
+
+
+def denied_detail(
+    caller: Caller, ram_action: str, decision: Decision, policy_type: str
+) -> dict[str, str]:
+    diagnostic = {
+        "AuthAction": ram_action,
+        "AuthResource": resource_of(caller.account_id),
+        "ExplicitDeny": decision.explicit_deny,
+        "Decision": decision.describe(),
+    }
+    return {
+        "AuthAction": ram_action,
+        "AuthPrincipalType": caller.principal_type,
+        "AuthPrincipalOwnerId": caller.account_id,
+        "AuthPrincipalDisplayName": caller.principal,
+        "PolicyType": policy_type,
+        "NoPermissionType": decision.no_permission_type or "ImplicitDeny",
+        "EncodedDiagnosticMessage": base64.b64encode(
+            json.dumps(diagnostic, separators=(",", ":")).encode()
+        ).decode(),
+    }

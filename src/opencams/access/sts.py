@@ -1,0 +1,183 @@
+"""Temporary credentials: AssumeRole (STS API 2015-04-01, served at the same endpoint) and the
+security tokens that carry them.
+
+A security token is the session itself, sealed (Fernet, with a key of its own derived from
+OPENCAMS_SECRET_KEY): account, role, session name, expiry, the session policy, and the
+temporary AccessKey secret. Any opencams process with the same key can verify it without a
+database lookup, and nobody can forge or alter it. The role's permission policies are not in
+the token: they are read at each request, so a change to the role applies at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.fernet import InvalidToken
+
+from opencams.access.policy import PolicyError, parse_policy
+from opencams.rpc.errors import (
+    EntityNotExistRole,
+    InvalidDuration,
+    InvalidRoleArn,
+    InvalidRoleSessionName,
+    InvalidSecurityTokenExpired,
+    InvalidSecurityTokenMalformed,
+    InvalidSecurityTokenMismatch,
+    MissingParameter,
+    NoPermission,
+    PolicyGrammar,
+)
+from opencams.store import access_queries
+from opencams.store.crypto import SecretBox
+from opencams.store.repo import Store
+
+STS_VERSION = "2015-04-01"
+STS_PREFIX = "STS."
+MAX_DURATION = 43_200
+DEFAULT_DURATION = 3600
+ROLE_ARN = re.compile(
+    r"^acs:ram::(?P<account>[0-9]{16}):role/(?P<name>[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$"
+)
+SESSION_NAME = re.compile(r"^[A-Za-z0-9._@-]{2,64}$")
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def role_arn(account_id: str, role_name: str) -> str:
+    return f"acs:ram::{account_id}:role/{role_name}"
+
+
+@dataclass(frozen=True)
+class Session:
+    access_key_id: str
+    secret: str
+    account_id: str
+    role_name: str
+    session_name: str
+    expires_at: int  # unix seconds
+    policy: str | None  # the session policy document, if any
+    source: str  # who assumed the role (for audit)
+
+    @property
+    def expiration(self) -> str:
+        return datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Tokens:
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
+
+    def issue(
+        self,
+        *,
+        account_id: str,
+        role_name: str,
+        session_name: str,
+        duration: int,
+        policy: str | None,
+        source: str,
+    ) -> tuple[Session, str]:
+        session = Session(
+            access_key_id=STS_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(24)),
+            secret="".join(secrets.choice(_ALPHABET) for _ in range(40)),
+            account_id=account_id,
+            role_name=role_name,
+            session_name=session_name,
+            expires_at=int(time.time()) + duration,
+            policy=policy,
+            source=source,
+        )
+        return session, self._box.seal(json.dumps(session.__dict__, separators=(",", ":")))
+
+    def read(self, token: str | None, access_key_id: str, now: float | None = None) -> Session:
+        if not token:
+            raise InvalidSecurityTokenMalformed("an STS AccessKeyId needs its SecurityToken")
+        try:
+            data: dict[str, Any] = json.loads(self._box.open_raw(token))
+            session = Session(**data)
+        except (InvalidToken, ValueError, TypeError):
+            raise InvalidSecurityTokenMalformed("it was not issued by this service") from None
+        if session.access_key_id != access_key_id:
+            raise InvalidSecurityTokenMismatch()
+        if (now if now is not None else time.time()) >= session.expires_at:
+            raise InvalidSecurityTokenExpired(f" It expired at {session.expiration}.")
+        return session
+
+
+async def assume_role(
+    store: Store,
+    tokens: Tokens,
+    *,
+    caller_account: str,
+    caller_type: str,
+    caller_user: str | None,
+    params: dict[str, str],
+    min_duration: int = 900,
+) -> dict[str, Any]:
+    """The AssumeRole action. The caller must be a root AccessKey of the role's account or a RAM
+    user the role trusts; temporary credentials cannot assume roles (no chaining)."""
+    arn = params.get("RoleArn") or ""
+    if not arn:
+        raise MissingParameter("RoleArn")
+    session_name = params.get("RoleSessionName") or ""
+    if not session_name:
+        raise MissingParameter("RoleSessionName")
+    match = ROLE_ARN.match(arn)
+    if match is None:
+        raise InvalidRoleArn(f"{arn!r}; expected acs:ram::<16-digit account>:role/<name>")
+    if not SESSION_NAME.match(session_name):
+        raise InvalidRoleSessionName("2 to 64 of letters, digits and . @ - _")
+    if match["account"] != caller_account:
+        # Roles are assumed within their own account only: no grant crosses accounts.
+        raise NoPermission("the role belongs to another account")
+    role = await access_queries.role(store, match["account"], match["name"])
+    if role is None:
+        raise EntityNotExistRole(arn)
+    if caller_type == "AssumedRoleUser":
+        raise NoPermission("temporary credentials cannot assume a role")
+    if caller_type == "SubUser" and caller_user not in role.trusted_users:
+        raise NoPermission(f"RAM user {caller_user} is not trusted by role {role.name}")
+
+    raw_duration = params.get("DurationSeconds") or str(DEFAULT_DURATION)
+    try:
+        duration = int(raw_duration)
+    except ValueError:
+        raise InvalidDuration(f"{raw_duration!r} is not a whole number of seconds") from None
+    longest = min(role.max_session_duration, MAX_DURATION)
+    if not min_duration <= duration <= longest:
+        raise InvalidDuration(f"{duration}; allowed {min_duration} to {longest} for this role")
+
+    policy = params.get("Policy") or None
+    if policy is not None:
+        try:
+            parse_policy("session", policy, kind="Session")
+        except PolicyError as exc:
+            raise PolicyGrammar(str(exc)) from None
+
+    source = f"{caller_type}:{caller_user or caller_account}"
+    session, token = tokens.issue(
+        account_id=role.account_id,
+        role_name=role.name,
+        session_name=session_name,
+        duration=duration,
+        policy=policy,
+        source=source,
+    )
+    return {
+        "AssumedRoleUser": {
+            "Arn": f"{role_arn(role.account_id, role.name)}/{session_name}",
+            "AssumedRoleId": f"{role.name}:{session_name}",
+        },
+        "Credentials": {
+            "AccessKeyId": session.access_key_id,
+            "AccessKeySecret": session.secret,
+            "SecurityToken": token,
+            "Expiration": session.expiration,
+        },
+    }
