@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -68,8 +69,13 @@ def base_env(database_url: str, work: Path, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def live_server(
-    database_url: str, work: Path, tenancy: dict[str, Any], **extra_env: str
+    database_url: str,
+    work: Path,
+    tenancy: dict[str, Any],
+    tls: tuple[Path, Path, Path] | None = None,
+    **extra_env: str,
 ) -> Iterator[LiveServer]:
+    """`tls`: (certificate chain, private key, CA bundle) to serve HTTPS."""
     work.mkdir(parents=True, exist_ok=True)
     env = base_env(database_url, work, **extra_env)
     tenancy_file = work / "tenancy.yaml"
@@ -78,22 +84,24 @@ def live_server(
     run_cli(env, "apply", str(tenancy_file))
     port = free_port()
     log_path = work / "server.log"
+    tls_args = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [str(BIN), "serve", "--port", str(port), "--log-level", "warning"],
+            [str(BIN), "serve", "--port", str(port), "--log-level", "warning", *tls_args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=work,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    verify: Any = ssl.create_default_context(cafile=str(tls[2])) if tls else True
     try:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
                 raise AssertionError(f"server exited early:\n{log_path.read_text()}")
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

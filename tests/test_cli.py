@@ -36,7 +36,7 @@ def test_a_bad_file_is_refused_whole(db_url: str, tmp_path: Path) -> None:
     result = run_cli(env, "apply", str(path), check=False)
     assert result.returncode == 1
     assert "nothing was written" in result.stderr
-    assert "accounts.3.id" in result.stderr
+    assert f"accounts.{len(TENANCY['accounts'])}.id" in result.stderr
     path.write_text(": not yaml : [")
     result = run_cli(env, "apply", str(path), check=False)
     assert result.returncode == 1 and "not valid YAML" in result.stderr

@@ -12,6 +12,7 @@ import typer
 import uvicorn
 
 from opencams import __version__
+from opencams.access_cli import audit, keys_app, sts_app
 from opencams.config import Settings, load_settings
 from opencams.provision.apply import ProvisionError, apply, load_file
 from opencams.sandbox.cli import build_app as build_sandbox_app
@@ -26,6 +27,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema: upgrade and inspect.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(sts_app, name="sts")
+app.command("audit")(audit)
 
 
 def _settings() -> Settings:
@@ -36,11 +40,11 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _self_url(host: str, port: int) -> str:
+def _self_url(host: str, port: int, scheme: str = "http") -> str:
     reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     if ":" in reachable and not reachable.startswith("["):
         reachable = f"[{reachable}]"
-    return f"http://{reachable}:{port}"
+    return f"{scheme}://{reachable}:{port}"
 
 
 @app.command()
@@ -54,17 +58,33 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate chain: serve HTTPS (STS clients need it).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
 ) -> None:
     """Serve the CAMS endpoint, the webhook receiver and (by default) the simulator."""
+    if (tls_cert is None) != (tls_key is None):
+        typer.echo("error: --tls-cert and --tls-key go together", err=True)
+        raise typer.Exit(2)
     from opencams.app import ConfigError, Runtime, create_app
 
     settings = _settings()
     try:
-        application = create_app(settings, Runtime(self_url=_self_url(host, port)))
+        scheme = "https" if tls_cert else "http"
+        application = create_app(settings, Runtime(self_url=_self_url(host, port, scheme)))
     except (db.SchemaError, SecretKeyError, ConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+    )
 
 
 @app.command("apply")

@@ -21,6 +21,7 @@ KEY_A = ("LTAI5tAcmeRootKey01", "acme-root-secret-0123456789")
 KEY_A_OFF = ("LTAI5tAcmeRootOff01", "acme-off-secret-0123456789")
 KEY_B = ("LTAI5tBetaRootKey01", "beta-root-secret-0123456789")
 KEY_C = ("LTAI5tGammaRootKy01", "gamma-root-secret-0123456789")
+KEY_D = ("LTAI5tDeltaRootKy01", "delta-root-secret-0123456789")  # an account throttled at 2/s
 SPACE_A1, SPACE_A2, SPACE_B1, SPACE_C1 = "cams-acme01", "cams-acme02", "cams-beta01", "cams-gamma1"
 # Numbers of space A1, one per test area so tests do not see each other's groups.
 NUM_LOOP, NUM_LIST, NUM_BAD, NUM_LIMIT, NUM_FAIL = (
@@ -34,6 +35,12 @@ NUM_LIFE, NUM_MEMBERS, NUM_SYNC = "8613800000006", "8613800000007", "86138000000
 NUM_A2 = "8613800000021"
 NUM_B1 = "8613800000031"
 NUM_C1 = "8613800000041"
+KEY_READER = ("LTAI5tAcmeReader001", "reader-secret-0123456789")
+KEY_OFFICE = ("LTAI5tAcmeOffice001", "office-secret-0123456789")
+KEY_OPERATOR = ("LTAI5tAcmeOperat001", "operator-secret-0123456789")
+KEY_NOBODY = ("LTAI5tAcmeNobody001", "nobody-secret-0123456789")
+KEY_INTRUDER = ("LTAI5tBetaIntrud001", "intruder-secret-0123456789")
+ROLE_DEPLOYER = "acs:ram::1000000000000001:role/deployer"
 APP_SECRET = "conformance-app-secret-0123456789"
 VERIFY_TOKEN = "conformance-verify-token"
 
@@ -51,11 +58,70 @@ TENANCY: dict[str, Any] = {
     "whatsapp": {"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN},
     "accounts": [
         {
+            "id": "1000000000000004",
+            "name": "delta",
+            "chat_groups_allowlisted": True,
+            "access_keys": [{"id": KEY_D[0], "secret": KEY_D[1]}],
+            "throttling": {"ListChatGroup": 2},
+        },
+        {
             "id": ACCOUNT_A,
             "name": "acme",
             "chat_groups_allowlisted": True,
             # Test suites burst far beyond the vendor's 50/s; throttling has tests of its own.
             "throttling": {"*": 100_000},
+            "policies": [
+                {
+                    "name": "groups-readonly-office",
+                    "document": {
+                        "Version": "1",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "cams:List*",
+                                "Resource": "*",
+                                "Condition": {"IpAddress": {"acs:SourceIp": ["127.0.0.1/32"]}},
+                            }
+                        ],
+                    },
+                },
+                {
+                    "name": "no-deletes",
+                    "document": {
+                        "Version": "1",
+                        "Statement": [
+                            {"Effect": "Deny", "Action": "cams:Delete*", "Resource": "*"}
+                        ],
+                    },
+                },
+            ],
+            "ram_users": [
+                {
+                    "name": "reader",
+                    "access_keys": [{"id": KEY_READER[0], "secret": KEY_READER[1]}],
+                    "policies": ["AliyunCamsReadOnlyAccess"],
+                },
+                {
+                    "name": "office",
+                    "access_keys": [{"id": KEY_OFFICE[0], "secret": KEY_OFFICE[1]}],
+                    "user_groups": ["ops"],
+                },
+                {
+                    "name": "operator",
+                    "access_keys": [{"id": KEY_OPERATOR[0], "secret": KEY_OPERATOR[1]}],
+                    "policies": ["AliyunCamsFullAccess", "no-deletes"],
+                },
+                {"name": "nobody", "access_keys": [{"id": KEY_NOBODY[0], "secret": KEY_NOBODY[1]}]},
+            ],
+            "user_groups": [{"name": "ops", "policies": ["groups-readonly-office"]}],
+            "roles": [
+                {
+                    "name": "deployer",
+                    "trusted_users": ["reader"],
+                    "policies": ["AliyunCamsFullAccess"],
+                    "max_session_duration": 3600,
+                }
+            ],
             "access_keys": [
                 {"id": KEY_A[0], "secret": KEY_A[1]},
                 {"id": KEY_A_OFF[0], "secret": KEY_A_OFF[1], "status": "Inactive"},
@@ -93,6 +159,29 @@ TENANCY: dict[str, Any] = {
             "name": "beta",
             "chat_groups_allowlisted": True,
             "throttling": {"*": 100_000},
+            # A user whose policy names account A's resources: it must reach nothing of A's.
+            "policies": [
+                {
+                    "name": "everything-of-acme",
+                    "document": {
+                        "Version": "1",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "cams:*",
+                                "Resource": ["*", "acs:cams:*:1000000000000001:*"],
+                            }
+                        ],
+                    },
+                }
+            ],
+            "ram_users": [
+                {
+                    "name": "intruder",
+                    "access_keys": [{"id": KEY_INTRUDER[0], "secret": KEY_INTRUDER[1]}],
+                    "policies": ["everything-of-acme"],
+                }
+            ],
             "access_keys": [{"id": KEY_B[0], "secret": KEY_B[1]}],
             "spaces": [
                 {
@@ -128,7 +217,14 @@ def server(
     # Pictures are served from a loopback test server: let this server fetch from loopback.
     with (
         database_url(backend, work) as url,
-        live_server(url, work, TENANCY, OPENCAMS_PICTURE_FETCH_ALLOW_PRIVATE="true") as live,
+        live_server(
+            url,
+            work,
+            TENANCY,
+            OPENCAMS_PICTURE_FETCH_ALLOW_PRIVATE="true",
+            # Loopback stands for a reverse proxy: tests name the client in X-Forwarded-For.
+            OPENCAMS_TRUSTED_PROXIES="127.0.0.1/32",
+        ) as live,
     ):
         yield live
 
