@@ -35,6 +35,7 @@ class LiveServer:
     env: dict[str, str]
     tenancy: dict[str, Any]
     log_path: Path
+    pid: int = 0
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run_cli(self.env, *args, check=check)
@@ -73,6 +74,7 @@ def live_server(
     work: Path,
     tenancy: dict[str, Any],
     tls: tuple[Path, Path, Path] | None = None,
+    serve_args: tuple[str, ...] = (),
     **extra_env: str,
 ) -> Iterator[LiveServer]:
     """`tls`: (certificate chain, private key, CA bundle) to serve HTTPS."""
@@ -82,12 +84,21 @@ def live_server(
     tenancy_file.write_text(yaml.safe_dump(tenancy))
     run_cli(env, "db", "upgrade")
     run_cli(env, "apply", str(tenancy_file))
-    port = free_port()
-    log_path = work / "server.log"
+    port = int(extra_env.pop("OPENCAMS_TEST_PORT", 0)) or free_port()
+    log_path = work / f"server-{port}.log"
     tls_args = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [str(BIN), "serve", "--port", str(port), "--log-level", "warning", *tls_args],
+            [
+                str(BIN),
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                *tls_args,
+                *serve_args,
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -108,7 +119,7 @@ def live_server(
             if time.monotonic() > deadline:
                 raise AssertionError(f"server did not start:\n{log_path.read_text()}")
             time.sleep(0.1)
-        yield LiveServer(url, f"127.0.0.1:{port}", env, tenancy, log_path)
+        yield LiveServer(url, f"127.0.0.1:{port}", env, tenancy, log_path, proc.pid)
     finally:
         proc.terminate()
         try:

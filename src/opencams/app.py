@@ -23,6 +23,7 @@ from opencams.access.authz import Authorizer
 from opencams.access.network import parse_networks
 from opencams.access.sts import Tokens
 from opencams.access.throttle import make_throttle
+from opencams.channel.breaker import Breaker
 from opencams.channel.graph import GraphClient
 from opencams.channel.pictures import Picture, PicturePolicy, PictureRejected, fetch_picture
 from opencams.channel.webhooks import (
@@ -190,6 +191,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         timeout=settings.graph_timeout_seconds,
         max_attempts=settings.graph_max_attempts,
         backoff=settings.graph_backoff_seconds,
+        breaker=Breaker(
+            failures=settings.graph_breaker_failures, cool_down=settings.graph_breaker_seconds
+        ),
     )
     deps = Deps(
         store=store,
@@ -263,6 +267,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await store.dispose()
 
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+SELF_URL_ENV = "OPENCAMS_SERVE_SELF_URL"
+
+
+def factory() -> Starlette:
+    """For `opencams serve --workers N`: each worker process builds its app from the settings
+    (the environment) and the address `serve` passed down."""
+    import os
+
+    from opencams.config import load_settings
+
+    return create_app(load_settings(), Runtime(self_url=os.environ[SELF_URL_ENV]))
 
 
 async def _sync_forever(syncer: Syncer, interval: float) -> None:

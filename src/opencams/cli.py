@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,22 +63,38 @@ def serve(
         Path | None, typer.Option(help="PEM certificate chain: serve HTTPS (STS clients need it).")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (share the port).", min=1)] = 1,
 ) -> None:
     """Serve the CAMS endpoint, the webhook receiver and (by default) the simulator."""
     if (tls_cert is None) != (tls_key is None):
         typer.echo("error: --tls-cert and --tls-key go together", err=True)
         raise typer.Exit(2)
-    from opencams.app import ConfigError, Runtime, create_app
+    from opencams.app import SELF_URL_ENV, ConfigError, Runtime, create_app
 
     settings = _settings()
+    self_url = _self_url(host, port, "https" if tls_cert else "http")
+    if workers > 1 and settings.sandbox and settings.graph_base_url is None:
+        typer.echo(
+            "error: --workers needs a Meta outside the server: the built-in simulator keeps its "
+            "state in each process. Run `opencams sandbox` on its own and set "
+            "OPENCAMS_GRAPH_BASE_URL (or use Meta's Graph API)",
+            err=True,
+        )
+        raise typer.Exit(2)
     try:
-        scheme = "https" if tls_cert else "http"
-        application = create_app(settings, Runtime(self_url=_self_url(host, port, scheme)))
+        # Built once here even with several workers: a bad setting or schema stops `serve`
+        # before any worker starts, with the message on this terminal.
+        application: Any = create_app(settings, Runtime(self_url=self_url))
     except (db.SchemaError, SecretKeyError, ConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    if workers > 1:
+        os.environ[SELF_URL_ENV] = self_url
+        application = "opencams.app:factory"
     uvicorn.run(
         application,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=host,
         port=port,
         log_level=log_level,

@@ -22,6 +22,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from opencams.channel.breaker import Breaker, CircuitOpen
 from opencams.channel.errors import (
     NOT_ELIGIBLE_CODES,
     THROTTLE_CODES,
@@ -70,6 +71,7 @@ class GraphClient:
         max_attempts: int = 3,
         backoff: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
@@ -79,6 +81,7 @@ class GraphClient:
         )
         self._max_attempts = max_attempts
         self._backoff = backoff
+        self._breaker = breaker or Breaker()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -140,18 +143,33 @@ class GraphClient:
         data: Any = None,
         files: Any = None,
     ) -> Any:
+        try:
+            self._breaker.before()
+        except CircuitOpen as exc:
+            raise GraphError("unavailable", f"Meta keeps failing: {exc}", retry_safe=False) from exc
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
             wait=wait_exponential_jitter(initial=self._backoff, max=max(self._backoff * 8, 0.001)),
             retry=retry_if_exception(_should_retry),
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._once(
-                    method, path, token, json=json, params=params, data=data, files=files
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    result = await self._once(
+                        method, path, token, json=json, params=params, data=data, files=files
+                    )
+        except GraphError as exc:
+            if exc.category == "unavailable":
+                self._breaker.failed()
+            else:
+                self._breaker.neutral()
+            raise
+        except BaseException:
+            self._breaker.neutral()
+            raise
+        self._breaker.succeeded()
+        return result
 
     async def create_group(
         self,
