@@ -84,20 +84,14 @@ async def apply_parked(
     *,
     request_id: str | None = None,
     meta_group_id: str | None = None,
-    everything: bool = False,
 ) -> int:
-    """Retry parked events naming this request or Meta group (or all); returns how many applied."""
+    """Retry parked events naming this request or Meta group; returns how many were applied."""
     applied = 0
     pending = [(request_id, meta_group_id)]
     seen: set[str] = set()
     while pending:
         rid, gid = pending.pop()
-        events = (
-            await store.all_parked_events()
-            if everything
-            else await store.parked_events(request_id=rid, meta_group_id=gid)
-        )
-        everything = False
+        events = await store.parked_events(request_id=rid, meta_group_id=gid)
         for event_id, payload in events:
             if event_id in seen:
                 continue

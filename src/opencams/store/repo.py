@@ -95,6 +95,19 @@ OPERATION_COLUMNS = (
 )
 
 
+def _numbers() -> Any:
+    """Business numbers with the account that owns their space."""
+    return select(
+        business_numbers.c.id,
+        business_numbers.c.space_id,
+        spaces.c.account_id,
+        business_numbers.c.number,
+        business_numbers.c.phone_number_id,
+        business_numbers.c.waba_id,
+        business_numbers.c.access_token_enc,
+    ).join(spaces, spaces.c.id == business_numbers.c.space_id)
+
+
 def group_record(row: Any) -> GroupRecord:
     return GroupRecord(**row._asdict())
 
@@ -187,40 +200,10 @@ class Store:
     async def number_in_space(
         self, account_id: str, space_id: str, number: str
     ) -> NumberRecord | None:
-        query = (
-            select(
-                business_numbers.c.id,
-                business_numbers.c.space_id,
-                spaces.c.account_id,
-                business_numbers.c.number,
-                business_numbers.c.phone_number_id,
-                business_numbers.c.waba_id,
-                business_numbers.c.access_token_enc,
-            )
-            .join(spaces, spaces.c.id == business_numbers.c.space_id)
-            .where(
-                spaces.c.account_id == account_id,
-                spaces.c.id == space_id,
-                business_numbers.c.number == number,
-            )
-        )
-        async with self.tx() as conn:
-            row = (await conn.execute(query)).first()
-        return NumberRecord(**row._asdict()) if row else None
-
-    async def number_by_phone_number_id(self, phone_number_id: str) -> NumberRecord | None:
-        query = (
-            select(
-                business_numbers.c.id,
-                business_numbers.c.space_id,
-                spaces.c.account_id,
-                business_numbers.c.number,
-                business_numbers.c.phone_number_id,
-                business_numbers.c.waba_id,
-                business_numbers.c.access_token_enc,
-            )
-            .join(spaces, spaces.c.id == business_numbers.c.space_id)
-            .where(business_numbers.c.phone_number_id == phone_number_id)
+        query = _numbers().where(
+            spaces.c.account_id == account_id,
+            spaces.c.id == space_id,
+            business_numbers.c.number == number,
         )
         async with self.tx() as conn:
             row = (await conn.execute(query)).first()
@@ -229,19 +212,7 @@ class Store:
     async def numbers(
         self, *, space_id: str | None = None, number: str | None = None
     ) -> list[NumberRecord]:
-        query = (
-            select(
-                business_numbers.c.id,
-                business_numbers.c.space_id,
-                spaces.c.account_id,
-                business_numbers.c.number,
-                business_numbers.c.phone_number_id,
-                business_numbers.c.waba_id,
-                business_numbers.c.access_token_enc,
-            )
-            .join(spaces, spaces.c.id == business_numbers.c.space_id)
-            .order_by(business_numbers.c.id)
-        )
+        query = _numbers().order_by(business_numbers.c.id)
         if space_id is not None:
             query = query.where(business_numbers.c.space_id == space_id)
         if number is not None:
@@ -352,17 +323,6 @@ class Store:
                 await conn.execute(
                     select(webhook_events.c.id, webhook_events.c.payload)
                     .where(or_(*conditions), webhook_events.c.state == "parked")
-                    .order_by(webhook_events.c.received_at, webhook_events.c.id)
-                )
-            ).all()
-        return [(r.id, r.payload) for r in rows]
-
-    async def all_parked_events(self) -> list[tuple[str, str]]:
-        async with self.tx() as conn:
-            rows = (
-                await conn.execute(
-                    select(webhook_events.c.id, webhook_events.c.payload)
-                    .where(webhook_events.c.state == "parked")
                     .order_by(webhook_events.c.received_at, webhook_events.c.id)
                 )
             ).all()
