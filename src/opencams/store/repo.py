@@ -14,10 +14,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
-    IntegrityError,
     InterfaceError,
     OperationalError,
 )
@@ -167,26 +168,24 @@ class Store:
         return None if row is None else bool(row.chat_groups_allowlisted)
 
     async def use_nonce(self, key_id: str, nonce: str, ttl_ms: int) -> bool:
-        """Record a nonce; False when it was already used within its lifetime."""
+        """Record a nonce; False when it was already used within its lifetime.
+
+        One statement: insert, or take over an expired record of the same nonce; an unexpired
+        one is left alone and nothing is returned (rowcount is not reliable here: psycopg
+        reports -1 for an upsert)."""
         now = now_ms()
-        try:
-            async with self.tx() as conn:
-                # An expired record of the same nonce may be reused.
-                await conn.execute(
-                    delete(used_nonces).where(
-                        used_nonces.c.access_key_id == key_id,
-                        used_nonces.c.nonce == nonce,
-                        used_nonces.c.expires_at < now,
-                    )
-                )
-                await conn.execute(
-                    insert(used_nonces).values(
-                        access_key_id=key_id, nonce=nonce, expires_at=now + ttl_ms
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        dialect_insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        statement = dialect_insert(used_nonces).values(
+            access_key_id=key_id, nonce=nonce, expires_at=now + ttl_ms
+        )
+        upsert = statement.on_conflict_do_update(
+            index_elements=[used_nonces.c.access_key_id, used_nonces.c.nonce],
+            set_={"expires_at": statement.excluded.expires_at},
+            where=used_nonces.c.expires_at < now,
+        ).returning(used_nonces.c.nonce)
+        async with self.tx() as conn:
+            row = (await conn.execute(upsert)).first()
+        return row is not None
 
     async def prune_nonces(self) -> int:
         async with self.tx() as conn:
