@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import string
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from opencams.config import Settings, load_settings
-from opencams.store import access_queries, db
-from opencams.store.crypto import SecretKeyError, secret_box
+from opencams.cli_common import run_with_store
+from opencams.config import Settings
+from opencams.store import access_queries
+from opencams.store.crypto import secret_box
 from opencams.store.repo import Store
-
-T = TypeVar("T")
 
 keys_app = typer.Typer(
     help="AccessKeys: create (the secret is shown once), list, disable, enable, delete.",
@@ -26,32 +23,6 @@ keys_app = typer.Typer(
 sts_app = typer.Typer(help="Temporary credentials (STS).", no_args_is_help=True)
 
 _ALPHABET = string.ascii_letters + string.digits
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ValueError as exc:
-        typer.echo(f"error: invalid settings: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
-def _run(work: Callable[[Store, Settings], Awaitable[T]]) -> T:
-    settings = _settings()
-
-    async def main() -> T:
-        db.check_ready(settings.database_url)
-        store = Store(db.make_async_engine(settings.database_url))
-        try:
-            return await work(store, settings)
-        finally:
-            await store.dispose()
-
-    try:
-        return asyncio.run(main())
-    except (db.SchemaError, SecretKeyError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
 
 
 def _ms(value: int | None) -> str | None:
@@ -109,7 +80,7 @@ def keys_create(
         return {"AccessKeyId": key_id, "AccessKeySecret": secret, "Account": account, "User": user}
 
     try:
-        created = _run(work)
+        created = run_with_store(work)
     except LookupError as exc:
         typer.echo(f"error: {exc.args[0]}", err=True)
         raise typer.Exit(1) from exc
@@ -129,7 +100,7 @@ def keys_list(
     as_json: JsonOption = False,
 ) -> None:
     """AccessKeys with their owner, status, creation and last use (never the secrets)."""
-    records = _run(lambda store, _: access_queries.list_keys(store, account))
+    records = run_with_store(lambda store, _: access_queries.list_keys(store, account))
     rows = [
         {
             "AccessKeyId": r.id,
@@ -156,7 +127,7 @@ def _set_status(key_id: str, status: str | None, as_json: bool) -> None:
             return await access_queries.delete_key(store, key_id)
         return await access_queries.set_key_status(store, key_id, status)
 
-    if not _run(work):
+    if not run_with_store(work):
         typer.echo(f"error: no AccessKey {key_id}", err=True)
         raise typer.Exit(1)
     result = {"AccessKeyId": key_id, "Status": status or "Deleted"}
@@ -220,7 +191,7 @@ def sts_assume_role(
         )
 
     try:
-        result = _run(work)
+        result = run_with_store(work)
     except PermissionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -261,7 +232,7 @@ def audit(
         typer.echo("error: --decision is allow, deny, soft-deny or error", err=True)
         raise typer.Exit(2)
     since_ms, until_ms = millis(since, "since"), millis(until, "until")
-    rows = _run(
+    rows = run_with_store(
         lambda store, _: access_queries.audit_rows(
             store,
             principal=principal,

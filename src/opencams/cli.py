@@ -14,7 +14,7 @@ import uvicorn
 
 from opencams import __version__
 from opencams.access_cli import audit, keys_app, sts_app
-from opencams.config import Settings, load_settings
+from opencams.cli_common import settings_or_exit
 from opencams.provision.apply import ProvisionError, apply, load_file
 from opencams.sandbox.cli import build_app as build_sandbox_app
 from opencams.store import db
@@ -31,14 +31,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sts_app, name="sts")
 app.command("audit")(audit)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ValueError as exc:
-        typer.echo(f"error: invalid settings: {exc}", err=True)
-        raise typer.Exit(2) from exc
 
 
 def _self_url(host: str, port: int, scheme: str = "http") -> str:
@@ -71,7 +63,7 @@ def serve(
         raise typer.Exit(2)
     from opencams.app import SELF_URL_ENV, ConfigError, Runtime, create_app
 
-    settings = _settings()
+    settings = settings_or_exit()
     self_url = _self_url(host, port, "https" if tls_cert else "http")
     if workers > 1 and settings.sandbox and settings.graph_base_url is None:
         typer.echo(
@@ -109,7 +101,7 @@ def apply_cmd(
     file: Annotated[Path, typer.Argument(help="Provisioning YAML (docs/provisioning.md).")],
 ) -> None:
     """Provision accounts, keys, spaces and numbers from FILE. Idempotent; validates first."""
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def run() -> None:
         spec = load_file(file)
@@ -194,7 +186,7 @@ def sync_cmd(
     from opencams.groups.context import Deps
     from opencams.groups.sync import Syncer
 
-    settings = _settings()
+    settings = settings_or_exit()
     base = (
         graph_base_url
         or settings.graph_base_url
@@ -244,7 +236,7 @@ def sync_cmd(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the schema to the newest revision."""
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         before, after = db.upgrade(settings.database_url)
     except db.SchemaError as exc:
@@ -259,7 +251,7 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the schema revision of the database and the newest one this version knows."""
-    settings = _settings()
+    settings = settings_or_exit()
     current = db.current_revision(settings.database_url)
     typer.echo(f"database: {current or '(empty)'}; newest known: {db.head_revision()}")
 
@@ -270,7 +262,7 @@ def _resolve_group(group_id: str) -> str:
 
     from opencams.store.tables import chat_groups
 
-    settings = _settings()
+    settings = settings_or_exit()
     engine = db.make_sync_engine(settings.database_url)
     try:
         with engine.connect() as conn:
