@@ -177,7 +177,10 @@ async def healthz(_: Request) -> Response:
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     runtime = runtime or Runtime()
     db.check_ready(settings.database_url)
-    store = Store(db.make_async_engine(settings.database_url))
+    store = Store(
+        db.make_async_engine(settings.database_url),
+        tenancy_cache_seconds=settings.provisioning_cache_seconds,
+    )
     box = secret_box(settings)
     receiver = WebhookReceiver(store, box)
     if settings.graph_base_url is None and not settings.sandbox:
@@ -214,7 +217,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             nonce_ttl_seconds=settings.nonce_ttl_seconds,
         ),
         deps,
-        authorizer=Authorizer(store, mode=settings.auth_mode),
+        authorizer=Authorizer(
+            store, mode=settings.auth_mode, cache_seconds=settings.provisioning_cache_seconds
+        ),
         throttling=Throttling(
             throttle,
             store,

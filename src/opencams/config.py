@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     graph_breaker_failures: int = Field(default=5, ge=1)
     graph_breaker_seconds: float = Field(default=30.0, ge=0)
 
+    # How long a server may keep provisioning it has read (space -> number lookups, the policies
+    # attached to a RAM user or role): changes by `opencams apply` reach it within this time.
+    provisioning_cache_seconds: float = Field(default=5.0, ge=0)
+
     # Reconciliation with Meta.
     sync_interval_seconds: float = Field(default=0, ge=0, description="0 = no periodic sync")
     sync_grace_seconds: float = Field(default=60, ge=0)

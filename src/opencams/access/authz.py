@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -60,9 +61,27 @@ def resource_of(account_id: str) -> str:
 
 
 class Authorizer:
-    def __init__(self, store: Store, *, mode: str = "enforce") -> None:
+    def __init__(self, store: Store, *, mode: str = "enforce", cache_seconds: float = 0.0) -> None:
         self._store = store
         self._soft = mode == "soft"
+        # The policies attached to a principal change only through `opencams apply`: kept a few
+        # seconds, they save a database round trip on every request of a RAM user or role.
+        self._ttl = cache_seconds
+        self._attached: dict[tuple[str, str, str], tuple[float, list[tuple[str, str | None]]]] = {}
+
+    async def _attached_policies(
+        self, account_id: str, kind: str, name: str
+    ) -> list[tuple[str, str | None]]:
+        key = (account_id, kind, name)
+        cached = self._attached.get(key)
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        attached = await access_queries.attached_policies(self._store, account_id, kind, name)
+        if self._ttl > 0:
+            if len(self._attached) > 10_000:
+                self._attached.clear()
+            self._attached[key] = (time.monotonic() + self._ttl, attached)
+        return attached
 
     async def check(
         self, caller: Caller, ram_action: str, source_ip: str | None, secure: bool
@@ -81,16 +100,12 @@ class Authorizer:
         )
         if caller.principal_type == "SubUser":
             assert caller.user_name is not None
-            attached = await access_queries.attached_policies(
-                self._store, caller.account_id, "user", caller.user_name
-            )
+            attached = await self._attached_policies(caller.account_id, "user", caller.user_name)
             decision = evaluate(_policies(attached), ctx)
             policy_type = "AccountLevelIdentityBasedPolicy"
         else:
             assert caller.role_name is not None
-            attached = await access_queries.attached_policies(
-                self._store, caller.account_id, "role", caller.role_name
-            )
+            attached = await self._attached_policies(caller.account_id, "role", caller.role_name)
             layers = [_policies(attached)]
             if caller.session_policy:
                 layers.append([_custom("session", caller.session_policy, "Session")])

@@ -59,13 +59,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_async_engine(url: str) -> AsyncEngine:
     async_url, _ = _driver_urls(url)
+    # Every use of the engine is `engine.begin()` (Store.tx), which always ends its transaction;
+    # the pool's extra rollback on return would only cost a round trip per request.
     if async_url.startswith("sqlite"):
         engine = create_async_engine(
-            async_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            async_url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_reset_on_return=None,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(async_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        async_url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_reset_on_return=None
+    )
 
 
 def make_sync_engine(url: str) -> Engine:

@@ -114,8 +114,12 @@ def group_record(row: Any) -> GroupRecord:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, tenancy_cache_seconds: float = 0.0) -> None:
         self.engine = engine
+        # Space -> number lookups change only through `opencams apply` (which never deletes);
+        # a few seconds of caching saves a database round trip on every request.
+        self._tenancy_ttl = tenancy_cache_seconds
+        self._tenancy: dict[tuple[str, str, str], tuple[float, NumberRecord]] = {}
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -197,6 +201,20 @@ class Store:
     # --- tenancy ----------------------------------------------------------------------------
 
     async def number_in_space(
+        self, account_id: str, space_id: str, number: str
+    ) -> NumberRecord | None:
+        key = (account_id, space_id, number)
+        cached = self._tenancy.get(key)
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        record = await self._number_in_space(account_id, space_id, number)
+        if record is not None and self._tenancy_ttl > 0:
+            if len(self._tenancy) > 10_000:
+                self._tenancy.clear()
+            self._tenancy[key] = (time.monotonic() + self._tenancy_ttl, record)
+        return record
+
+    async def _number_in_space(
         self, account_id: str, space_id: str, number: str
     ) -> NumberRecord | None:
         query = _numbers().where(
