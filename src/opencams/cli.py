@@ -15,6 +15,7 @@ import uvicorn
 from opencams import __version__
 from opencams.access_cli import audit, keys_app, sts_app
 from opencams.cli_common import settings_or_exit
+from opencams.dev_cli import dev_app
 from opencams.provision.apply import ProvisionError, apply, load_file
 from opencams.sandbox.cli import build_app as build_sandbox_app
 from opencams.store import db
@@ -31,6 +32,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sts_app, name="sts")
 app.command("audit")(audit)
+app.add_typer(dev_app, name="dev")
 
 
 def _self_url(host: str, port: int, scheme: str = "http") -> str:
