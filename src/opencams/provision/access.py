@@ -146,6 +146,14 @@ def check(
     return problems
 
 
+async def _exists(conn: AsyncConnection, table: Any, account_id: str, name: str) -> bool:
+    """Whether the account already has a user, user group (…) of that name."""
+    row = await conn.execute(
+        select(table.c.name).where(table.c.account_id == account_id, table.c.name == name)
+    )
+    return row.first() is not None
+
+
 async def _set_attachments(
     conn: AsyncConnection, account_id: str, kind: str, name: str, wanted: list[str]
 ) -> bool:
@@ -223,31 +231,19 @@ async def apply_access(
             unchanged += 1
 
     for group in groups:
-        exists = (
-            await conn.execute(
-                select(user_groups.c.name).where(
-                    user_groups.c.account_id == account_id, user_groups.c.name == group.name
-                )
-            )
-        ).first()
-        if exists is None:
+        exists = await _exists(conn, user_groups, account_id, group.name)
+        if not exists:
             await conn.execute(insert(user_groups).values(account_id=account_id, name=group.name))
             created.append(f"user group {group.name} of account {account_id}")
         if await _set_attachments(conn, account_id, "group", group.name, group.policies):
-            if exists is not None:
+            if exists:
                 changed.append(f"user group {group.name}: policies")
-        elif exists is not None:
+        elif exists:
             unchanged += 1
 
     for user in users:
-        exists = (
-            await conn.execute(
-                select(ram_users.c.name).where(
-                    ram_users.c.account_id == account_id, ram_users.c.name == user.name
-                )
-            )
-        ).first()
-        if exists is None:
+        exists = await _exists(conn, ram_users, account_id, user.name)
+        if not exists:
             await conn.execute(
                 insert(ram_users).values(account_id=account_id, name=user.name, created_at=now)
             )
@@ -305,9 +301,9 @@ async def apply_access(
                     .values(updated_at=now, **values)
                 )
                 what.append(f"access key {key.id}")
-        if what and exists is not None:
+        if what and exists:
             changed.append(f"RAM user {user.name}: {', '.join(what)}")
-        elif exists is not None:
+        elif exists:
             unchanged += 1
 
     for role in roles_:
