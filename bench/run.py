@@ -792,13 +792,28 @@ def serve_supports_workers() -> bool:
 # --- load --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Load:
     duration: int
     warmup: int
     connections: int
     threads: int
     wrk: str
+    quiet_budget: float = 0.0  # seconds the run may still wait for other processes to calm down
+
+
+def wait_for_quiet(load: Load, servers: list[Server]) -> None:
+    """On a shared machine: before a scenario, wait (within the run's budget) until processes
+    other than the servers use less than a third of a core."""
+    while load.quiet_budget > 0:
+        pids = [pid for s in servers for pid in s.pids()]
+        busy, own = machine_busy(), sum(cpu_times(pids))
+        time.sleep(3)
+        others = (machine_busy() - busy - (sum(cpu_times(pids)) - own)) / 3
+        if others < 0.33:
+            return
+        load.quiet_budget -= 3
+        log(f"other processes use {others:.2f} cores; waiting ({load.quiet_budget:.0f} s left)")
 
 
 def write_requests(
@@ -890,6 +905,7 @@ def measure(
     the connections split between them."""
     label = servers[0].label if len(servers) == 1 else "+".join(s.label for s in servers)
     result = Result(scenario.key, scenario.title, database, label)
+    wait_for_quiet(load, servers)
     for server in servers:
         check_once(server, scenario)
     per_server_connections = max(1, load.connections // len(servers))
@@ -1462,6 +1478,13 @@ def render(
                 f"Targets that hold: {', '.join(held) or 'none'}; missed: "
                 f"{', '.join(missed) or 'none'}."
             )
+        busy = [r for r in figures.values() if not r.skipped and r.other_cores > 0.25]
+        if busy:
+            add(
+                f"  Disturbed: other processes on the machine used up to "
+                f"{max(r.other_cores for r in busy):.2f} cores during {len(busy)} of the "
+                f"{run['database']} runs (see its notes): those figures are low."
+            )
     add(
         "- Figures vary by about ±10–15 % between runs on this machine: a ratio close to a "
         "target's limit is within that noise.\n"
@@ -1874,6 +1897,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--granian", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--profile-seconds", type=int, default=10)
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="on a shared machine, wait up to this long in all for other processes to go idle",
+    )
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     if args.duration is None:
@@ -1884,7 +1914,14 @@ def main(argv: list[str] | None = None) -> int:
         args.profile = not args.quick
     started = time.time()
     try:
-        load = Load(args.duration, args.warmup, args.connections, args.threads, ensure_wrk())
+        load = Load(
+            args.duration,
+            args.warmup,
+            args.connections,
+            args.threads,
+            ensure_wrk(),
+            quiet_budget=args.wait_quiet,
+        )
         args.work.mkdir(parents=True, exist_ok=True)
         granian = pip_target("granian", GRANIAN_VERSION) if args.granian else None
         backends = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
