@@ -11,7 +11,6 @@ events in the same second, the one applied last wins.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -47,11 +46,6 @@ def event_ts(event: GroupEvent) -> int:
         return int(event.timestamp) if event.timestamp is not None else int(time.time())
     except ValueError:
         return int(time.time())
-
-
-def _payload(op: OperationRecord) -> dict[str, Any]:
-    value = json.loads(op.payload) if op.payload else {}
-    return value if isinstance(value, dict) else {}
 
 
 async def _operation(
@@ -120,7 +114,7 @@ async def group_delete(conn: AsyncConnection, event: GroupEvent) -> Outcome:
     op = await _operation(conn, event, group, "delete")
     if event.errors:
         reason = describe_errors(event.errors)
-        previous = _payload(op).get("previous_status", "ACTIVE") if op else "ACTIVE"
+        previous = op.asked().get("previous_status", "ACTIVE") if op else "ACTIVE"
         await queries.set_group(
             conn, group.id, when_status={"DELETING"}, status=previous, failure_reason=reason
         )
@@ -158,7 +152,7 @@ async def group_settings_update(conn: AsyncConnection, event: GroupEvent) -> Out
             return "parked" if event.request_id is not None else "ignored"
     if op.kind != "update" or op.state != "pending":
         return "ignored"
-    asked = _payload(op)
+    asked = op.asked()
     values: dict[str, Any] = {}
     outcome: dict[str, Any] = {}
     failures: list[str] = []

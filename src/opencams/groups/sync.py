@@ -16,7 +16,6 @@ the grace period leaves operations whose webhook is still on its way to the webh
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -82,11 +81,6 @@ class MetaGroup:
     summary: GroupSummary
     info: GroupInfo
     invite_link: str | None
-
-
-def _payload(op: OperationRecord) -> dict[str, Any]:
-    value = json.loads(op.payload) if op.payload else {}
-    return value if isinstance(value, dict) else {}
 
 
 def _created_ms(summary: GroupSummary) -> int:
@@ -248,7 +242,7 @@ class Syncer:
         for op in await queries.pending_operations(conn, [group.id]):
             if not self._settleable(op):
                 continue
-            asked = _payload(op)
+            asked = op.asked()
             if op.kind == "update":
                 missed = [
                     name

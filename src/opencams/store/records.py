@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,8 @@ class OperationRecord:
     state: str
     payload: str | None = None
     created_at: int = 0
+
+    def asked(self) -> dict[str, Any]:
+        """The operation's payload (what the caller asked for), decoded."""
+        value = json.loads(self.payload) if self.payload else {}
+        return value if isinstance(value, dict) else {}
