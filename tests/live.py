@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import yaml
 
+from opencams.store.repo import INTERLEAVED
+
 BIN = Path(sys.executable).parent / "opencams"
 SECRET_KEY = "test-secret-key-0123456789abcdef-XYZ"
 
@@ -131,6 +133,9 @@ def live_server(
             shutil.copy(
                 log_path, Path(os.environ["OPENCAMS_KEEP_TEST_LOGS"]) / f"server-{port}.log"
             )
+        assert INTERLEAVED not in log_path.read_text(errors="replace"), (
+            f"the server reported an interleaved transaction (see {log_path})"
+        )
 
 
 def control(server: LiveServer, name: str, body: dict[str, Any] | None = None) -> Any:

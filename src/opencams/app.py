@@ -40,7 +40,8 @@ from opencams.rpc.endpoint import Endpoint, Throttling
 from opencams.sandbox import SandboxConfig, Simulator
 from opencams.store import db
 from opencams.store.crypto import SecretBox, secret_box
-from opencams.store.repo import Store, StoreRejected, StoreUnavailable
+from opencams.store.errors import StoreRejected, StoreUnavailable
+from opencams.store.repo import Store
 
 log = logging.getLogger("opencams")
 

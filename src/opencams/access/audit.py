@@ -15,7 +15,8 @@ import logging
 from typing import Any
 
 from opencams.store import access_queries
-from opencams.store.repo import Store, StoreUnavailable, now_ms
+from opencams.store.errors import StoreUnavailable
+from opencams.store.repo import Store, now_ms
 
 log = logging.getLogger("opencams.audit")
 

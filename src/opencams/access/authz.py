@@ -55,6 +55,17 @@ def _policies(attached: list[tuple[str, str | None]]) -> list[Policy]:
     return found
 
 
+def _current_time() -> str:
+    """acs:CurrentTime, formatted once per second."""
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return str(_clock[1])
+
+
+_clock: list[int | str] = [-1, ""]
+
+
 def resource_of(account_id: str) -> str:
     # CAMS chat-group actions are "All Resource" actions: the request's resource is the account.
     return f"acs:cams:*:{account_id}:*"
@@ -93,7 +104,7 @@ class Authorizer:
             resource=resource_of(caller.account_id),
             keys={
                 "acs:SourceIp": source_ip,
-                "acs:CurrentTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "acs:CurrentTime": _current_time(),
                 "acs:SecureTransport": "true" if secure else "false",
                 "acs:AccessKeyId": caller.access_key_id,
             },

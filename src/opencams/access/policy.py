@@ -444,8 +444,9 @@ SYSTEM_POLICIES: dict[str, Policy] = {
 # --------------------------------------------------------------------------- evaluation
 
 
+@lru_cache(maxsize=4096)  # the same few source addresses and times, request after request
 def _context_value(category: str, text: str) -> ConditionValue | None:
-    """The context value as the operator's type; None when unparsable."""
+    """The context value as the operator's type; None when unparsable (values are immutable)."""
     if category == "string":
         return text
     if category == "numeric":

@@ -82,18 +82,21 @@ def channel_error(exc: GraphError) -> BusinessError:
 
 def group_item(group: GroupRecord) -> dict[str, Any]:
     """A ListChatGroup item; keys without a value are omitted (contract §5)."""
-    item: dict[str, Any] = {
-        "GroupId": group.id,
-        "BusinessNumber": group.business_number,
-        "Subject": group.subject,
-        "Description": group.description,
-        "GroupStatus": group.status,
-        "InviteLink": group.invite_link,
-        "ProfilePictureFile": group.profile_picture_url,
-        "TotalParticipantCount": group.participant_count,
-        "GmtModifier": group.updated_at,
-        "GroupType": group.group_type,
-        "GroupLink": group.group_link,
-        "BusinessRole": group.business_role,
-    }
-    return {k: v for k, v in item.items() if v is not None and v != ""}
+    item: dict[str, Any] = {}
+    for key, value in (
+        ("GroupId", group.id),
+        ("BusinessNumber", group.business_number),
+        ("Subject", group.subject),
+        ("Description", group.description),
+        ("GroupStatus", group.status),
+        ("InviteLink", group.invite_link),
+        ("ProfilePictureFile", group.profile_picture_url),
+        ("TotalParticipantCount", group.participant_count),
+        ("GmtModifier", group.updated_at),
+        ("GroupType", group.group_type),
+        ("GroupLink", group.group_link),
+        ("BusinessRole", group.business_role),
+    ):
+        if value is not None and value != "":
+            item[key] = value
+    return item

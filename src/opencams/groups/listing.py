@@ -32,6 +32,7 @@ async def list_chat_group(ctx: Ctx, req: ListChatGroupRequest) -> dict[str, Any]
             subject_contains=req.subject,
             group_type=req.group_type,
             group_link=req.group_link,
+            business_number=number.number,
         ),
         offset=page.offset,
         limit=page.size,

@@ -28,8 +28,9 @@ from opencams.groups.context import Deps
 from opencams.groups.events import apply_parked
 from opencams.groups.ids import new_group_id
 from opencams.store import queries
+from opencams.store.errors import StoreUnavailable
 from opencams.store.records import GroupRecord, NumberRecord, OperationRecord
-from opencams.store.repo import StoreUnavailable, now_ms
+from opencams.store.repo import now_ms
 
 log = logging.getLogger("opencams.sync")
 

@@ -41,7 +41,8 @@ from opencams.rpc.errors import (
 from opencams.rpc.params import Params
 from opencams.rpc.signature import SignatureClaim, parse_v1, parse_v3
 from opencams.store import access_queries
-from opencams.store.repo import Store, StoreRejected, StoreUnavailable
+from opencams.store.errors import StoreRejected, StoreUnavailable
+from opencams.store.repo import Store
 
 log = logging.getLogger("opencams.rpc")
 

@@ -13,6 +13,7 @@ import json
 import uuid
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 from opencams.rpc.errors import BusinessError, CamsError
@@ -25,11 +26,20 @@ def new_request_id() -> str:
     return str(uuid.uuid4()).upper()
 
 
+def render(body: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON (orjson; what json.dumps(ensure_ascii=False, separators=(",", ":"))
+    writes). A string that UTF-8 cannot carry (a lone surrogate) is written \\u-escaped."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
 def _response(
     status: int, body: dict[str, Any], request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        render(body),
         status_code=status,
         media_type=JSON_TYPE,
         headers={"x-acs-request-id": request_id, **(headers or {})},

@@ -14,6 +14,7 @@ known only after the AccessKeyId has been looked up.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -91,6 +92,7 @@ class SignatureClaim:
             raise SignatureDoesNotMatch(self.string_to_sign)
 
 
+@functools.lru_cache(maxsize=256)  # requests of the same second share their timestamp
 def parse_timestamp(value: str) -> datetime:
     """`YYYY-MM-DDThh:mm:ssZ`, optionally with fractional seconds (some clients send millis)."""
     for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):

@@ -49,11 +49,18 @@ def _master_from_file(path: Path) -> str:
     return value
 
 
+OPENED_CACHE_SIZE = 4096
+
+
 class SecretBox:
     """`purpose` separates keys: secrets at rest ("fernet") and STS security tokens ("sts")."""
 
     def __init__(self, master: str, purpose: bytes = b"fernet") -> None:
         self._fernet = Fernet(_derive(master, purpose))
+        # Every signed request opens its key's secret: decrypting (HMAC + AES) each time costs
+        # more than the rest of the signature check. Ciphertexts are unique per seal (random
+        # IV), so a ciphertext always opens to the same plaintext.
+        self._opened: dict[str, str] = {}
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
@@ -64,13 +71,20 @@ class SecretBox:
         return self._fernet.decrypt(ciphertext.encode()).decode()
 
     def open(self, ciphertext: str) -> str:
+        opened = self._opened.get(ciphertext)
+        if opened is not None:
+            return opened
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            opened = self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
             raise SecretKeyError(
                 "a stored secret cannot be decrypted: OPENCAMS_SECRET_KEY (or the key file) "
                 "is not the key the data was written with"
             ) from None
+        if len(self._opened) >= OPENED_CACHE_SIZE:
+            self._opened.clear()
+        self._opened[ciphertext] = opened
+        return opened
 
 
 @lru_cache(maxsize=8)

@@ -1,8 +1,9 @@
 """Engines and schema versioning.
 
-The server speaks async SQLAlchemy (aiosqlite for SQLite, psycopg 3 for PostgreSQL); Alembic runs
-the same URLs through the synchronous drivers. SQLite is put in WAL mode with a busy timeout so
-that readers never block the writer and concurrent writers wait instead of failing.
+The server speaks async SQLAlchemy (psycopg 3 for PostgreSQL; for SQLite the aiosqlite dialect
+over inline_sqlite, which runs the standard sqlite3 module on the event loop's thread); Alembic
+runs the same URLs through the synchronous drivers. SQLite is put in WAL mode with a busy timeout
+so that readers never block the writer and concurrent writers wait instead of failing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from opencams.store import inline_sqlite
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -46,7 +49,7 @@ def _driver_urls(url: str) -> tuple[str, str]:
     )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash or power loss can
@@ -62,12 +65,17 @@ def make_async_engine(url: str) -> AsyncEngine:
     # Every use of the engine is `engine.begin()` (Store.tx), which always ends its transaction;
     # the pool's extra rollback on return would only cost a round trip per request.
     if async_url.startswith("sqlite"):
+        parsed = make_url(async_url)
         engine = create_async_engine(
             async_url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            async_creator=inline_sqlite.connector(
+                parsed.database or ":memory:",
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                uri=parsed.query.get("uri") == "true",
+            ),
             pool_reset_on_return=None,
         )
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(
         async_url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_reset_on_return=None
@@ -78,7 +86,7 @@ def make_sync_engine(url: str) -> Engine:
     _, sync_url = _driver_urls(url)
     if sync_url.startswith("sqlite"):
         engine = create_engine(sync_url)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", sqlite_pragmas)
         return engine
     return create_engine(sync_url, pool_pre_ping=True)
 

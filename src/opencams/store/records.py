@@ -61,6 +61,7 @@ class GroupFilter:
     subject_contains: str | None = None
     group_type: str | None = None
     group_link: str | None = None
+    business_number: str = ""  # not a filter: what the listed records carry as theirs
 
 
 @dataclass(frozen=True)

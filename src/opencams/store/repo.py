@@ -8,14 +8,18 @@ RPC layer turns them into ServiceUnavailable (503). Nothing else from the driver
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -24,6 +28,9 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from opencams.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
+from opencams.store.direct import DirectSQLite, Execute
+from opencams.store.errors import StoreRejected, StoreUnavailable
 from opencams.store.records import (
     AccessKeyRecord,
     GroupFilter,
@@ -34,6 +41,7 @@ from opencams.store.tables import (
     access_keys,
     accounts,
     business_numbers,
+    chat_group_counts,
     chat_groups,
     config_entries,
     operations,
@@ -42,14 +50,8 @@ from opencams.store.tables import (
     webhook_events,
 )
 
-
-class StoreUnavailable(Exception):
-    """The database cannot be reached or refused to work (locked, down, restarting)."""
-
-
-class StoreRejected(Exception):
-    """The database refused a value (too long for its column, a character it cannot store).
-    Input is validated before it gets here; this is the backstop that keeps such a value a 400."""
+T = TypeVar("T")
+log = logging.getLogger("opencams.store")
 
 
 def now_ms() -> int:
@@ -113,6 +115,130 @@ def group_record(row: Any) -> GroupRecord:
     return GroupRecord(**row._asdict())
 
 
+ACCESS_KEY_QUERY = (
+    select(
+        access_keys.c.id,
+        access_keys.c.account_id,
+        access_keys.c.secret_enc,
+        access_keys.c.status,
+        access_keys.c.user_name,
+        accounts.c.chat_groups_allowlisted,
+    )
+    .join(accounts, accounts.c.id == access_keys.c.account_id)
+    .where(access_keys.c.id == bindparam("key_id"))
+)
+
+
+INTERLEAVED = "a SQLite transaction stayed open while the event loop ran other work"
+
+
+@contextmanager
+def _no_turns_while_open() -> Iterator[None]:
+    """SQLite runs on the loop's thread (inline_sqlite): a transaction must not await anything
+    but its own statements, or another transaction could wait for its lock with the loop
+    blocked. A callback queued at the start runs at the loop's next turn: if the transaction is
+    still open then, something awaited inside it. Logged as an error (the test suites fail on
+    it); the transaction itself goes on."""
+    state = [True]
+
+    def check() -> None:
+        if state[0]:
+            log.error(INTERLEAVED)
+
+    asyncio.get_running_loop().call_soon(check)
+    try:
+        yield
+    finally:
+        state[0] = False
+
+
+def direct_sqlite(engine: AsyncEngine) -> DirectSQLite | None:
+    """The direct connection for a SQLite file database (None for PostgreSQL or in-memory)."""
+    url = engine.url
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    return DirectSQLite(
+        database,
+        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+        uri=url.query.get("uri") == "true",
+        setup=lambda connection: sqlite_pragmas(connection, None),
+    )
+
+
+def _nonce_upsert(dialect: str) -> Any:
+    """Insert a nonce, or take over an expired record of it; returns a row only if it did."""
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = dialect_insert(used_nonces).values(
+        access_key_id=bindparam("key_id"), nonce=bindparam("nonce"), expires_at=bindparam("expires")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[used_nonces.c.access_key_id, used_nonces.c.nonce],
+        set_={"expires_at": statement.excluded.expires_at},
+        where=used_nonces.c.expires_at < bindparam("now"),
+    ).returning(used_nonces.c.nonce)
+
+
+# The list page: GROUP_COLUMNS without the business number (the caller knows it), in order.
+LIST_COLUMNS = tuple(c for c in GROUP_COLUMNS if c.name != "business_number")
+_FILTER_FIELDS = ("channel_type", "status", "subject_contains", "group_type", "group_link")
+
+
+def _filter_shape(flt: GroupFilter) -> tuple[bool, ...]:
+    return tuple(getattr(flt, name) is not None for name in _FILTER_FIELDS)
+
+
+def _filter_values(flt: GroupFilter) -> dict[str, Any]:
+    values: dict[str, Any] = {"number_id": flt.number_id}
+    for name in _FILTER_FIELDS:
+        value = getattr(flt, name)
+        if value is not None:
+            values[name] = value
+    if flt.subject_contains is not None:
+        values["subject_contains"] = f"%{escape_like(flt.subject_contains.casefold())}%"
+    return values
+
+
+@functools.cache
+def _list_statements(shape: tuple[bool, ...]) -> tuple[Any, Any]:
+    channel_type, status, subject, group_type, group_link = shape
+    conditions = [
+        chat_groups.c.number_id == bindparam("number_id"),
+        chat_groups.c.deleted_at.is_(None),
+    ]
+    if channel_type:
+        conditions.append(chat_groups.c.channel_type == bindparam("channel_type"))
+    if status:
+        conditions.append(chat_groups.c.status == bindparam("status"))
+    if subject:
+        conditions.append(
+            chat_groups.c.subject_search.like(bindparam("subject_contains"), escape="\\")
+        )
+    if group_type:
+        conditions.append(chat_groups.c.group_type == bindparam("group_type"))
+    if group_link:
+        conditions.append(chat_groups.c.group_link == bindparam("group_link"))
+    where = and_(*conditions)
+    if subject or group_type or group_link:
+        count_query = select(func.count()).select_from(chat_groups).where(where)
+    else:
+        # Number, channel and status only: the trigger-kept counts answer without a scan.
+        counted = [chat_group_counts.c.number_id == bindparam("number_id")]
+        if channel_type:
+            counted.append(chat_group_counts.c.channel_type == bindparam("channel_type"))
+        if status:
+            counted.append(chat_group_counts.c.status == bindparam("status"))
+        count_query = select(func.coalesce(func.sum(chat_group_counts.c.listed), 0)).where(*counted)
+    page_query = (
+        select(*LIST_COLUMNS)
+        .where(where)
+        .order_by(chat_groups.c.created_at.desc(), chat_groups.c.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    return count_query, page_query
+
+
 class Store:
     def __init__(self, engine: AsyncEngine, *, tenancy_cache_seconds: float = 0.0) -> None:
         self.engine = engine
@@ -120,8 +246,12 @@ class Store:
         # a few seconds of caching saves a database round trip on every request.
         self._tenancy_ttl = tenancy_cache_seconds
         self._tenancy: dict[tuple[str, str, str], tuple[float, NumberRecord]] = {}
+        self._nonce_upsert = _nonce_upsert(engine.dialect.name)
+        self._direct = direct_sqlite(engine)
 
     async def dispose(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
         await self.engine.dispose()
 
     @asynccontextmanager
@@ -129,7 +259,11 @@ class Store:
         """One transaction; driver failures that mean 'no database' become StoreUnavailable."""
         try:
             async with self.engine.begin() as conn:
-                yield conn
+                if self._direct is None:
+                    yield conn
+                else:
+                    with _no_turns_while_open():
+                        yield conn
         except (OperationalError, InterfaceError) as exc:
             # Connection refused or lost, server shutting down, SQLite locked past its timeout.
             raise StoreUnavailable(str(exc.orig or exc)) from exc
@@ -142,24 +276,32 @@ class Store:
         except OSError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
+    async def run(self, work: Callable[[Execute], T]) -> T:
+        """`work(execute)` in one transaction, `execute(statement, params)` returning all rows.
+
+        The hot paths use this: on SQLite it runs on the store's direct connection, elsewhere in
+        one SQLAlchemy transaction (one greenlet hop for all of `work`)."""
+        if self._direct is not None:
+            return self._direct.run(work)
+
+        def on(conn: Connection) -> T:
+            return work(lambda statement, params: conn.execute(statement, params).all())  # type: ignore[call-overload]
+
+        async with self.tx() as conn:
+            return await conn.run_sync(on)
+
+    async def rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
+        """One statement in a transaction of its own; all its rows."""
+        if self._direct is not None:
+            return self._direct.execute(statement, params)
+        async with self.tx() as conn:
+            return (await conn.execute(statement, params)).all()
+
     # --- access -----------------------------------------------------------------------------
 
     async def access_key(self, key_id: str) -> AccessKeyRecord | None:
-        query = (
-            select(
-                access_keys.c.id,
-                access_keys.c.account_id,
-                access_keys.c.secret_enc,
-                access_keys.c.status,
-                access_keys.c.user_name,
-                accounts.c.chat_groups_allowlisted.label("account_allowlisted"),
-            )
-            .join(accounts, accounts.c.id == access_keys.c.account_id)
-            .where(access_keys.c.id == key_id)
-        )
-        async with self.tx() as conn:
-            row = (await conn.execute(query)).first()
-        return AccessKeyRecord(**row._asdict()) if row else None
+        rows = await self.rows(ACCESS_KEY_QUERY, {"key_id": key_id})
+        return AccessKeyRecord(*rows[0]) if rows else None
 
     async def account_allowlisted(self, account_id: str) -> bool | None:
         """The account's allowlisting, or None when there is no such account."""
@@ -178,18 +320,9 @@ class Store:
         one is left alone and nothing is returned (rowcount is not reliable here: psycopg
         reports -1 for an upsert)."""
         now = now_ms()
-        dialect_insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        statement = dialect_insert(used_nonces).values(
-            access_key_id=key_id, nonce=nonce, expires_at=now + ttl_ms
-        )
-        upsert = statement.on_conflict_do_update(
-            index_elements=[used_nonces.c.access_key_id, used_nonces.c.nonce],
-            set_={"expires_at": statement.excluded.expires_at},
-            where=used_nonces.c.expires_at < now,
-        ).returning(used_nonces.c.nonce)
-        async with self.tx() as conn:
-            row = (await conn.execute(upsert)).first()
-        return row is not None
+        params = {"key_id": key_id, "nonce": nonce, "now": now, "expires": now + ttl_ms}
+        rows = await self.rows(self._nonce_upsert, params)
+        return bool(rows)
 
     async def prune_nonces(self) -> int:
         async with self.tx() as conn:
@@ -267,38 +400,25 @@ class Store:
             await conn.execute(insert(chat_groups).values(**group))
             await conn.execute(insert(operations).values(**operation))
 
-    def _filtered(self, flt: GroupFilter) -> Any:
-        conditions = [chat_groups.c.number_id == flt.number_id, chat_groups.c.deleted_at.is_(None)]
-        if flt.channel_type is not None:
-            conditions.append(chat_groups.c.channel_type == flt.channel_type)
-        if flt.status is not None:
-            conditions.append(chat_groups.c.status == flt.status)
-        if flt.subject_contains is not None:
-            pattern = f"%{escape_like(flt.subject_contains.casefold())}%"
-            conditions.append(chat_groups.c.subject_search.like(pattern, escape="\\"))
-        if flt.group_type is not None:
-            conditions.append(chat_groups.c.group_type == flt.group_type)
-        if flt.group_link is not None:
-            conditions.append(chat_groups.c.group_link == flt.group_link)
-        return and_(*conditions)
-
     async def list_groups(
         self, flt: GroupFilter, offset: int, limit: int
     ) -> tuple[int, list[GroupRecord]]:
-        where = self._filtered(flt)
-        count_query = select(func.count()).select_from(chat_groups).where(where)
-        page_query = (
-            select(*GROUP_COLUMNS)
-            .join(business_numbers, business_numbers.c.id == chat_groups.c.number_id)
-            .where(where)
-            .order_by(chat_groups.c.created_at.desc(), chat_groups.c.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        async with self.tx() as conn:
-            total = int((await conn.execute(count_query)).scalar_one())
-            rows: Sequence[Any] = (await conn.execute(page_query)).all() if offset < total else []
-        return total, [group_record(r) for r in rows]
+        """One page of a number's live groups, newest first, and how many there are in all.
+
+        The statements are built once per combination of filters (bound parameters carry the
+        values); the page reads chat_groups alone, walking ix_chat_groups_listing."""
+        count_query, page_query = _list_statements(_filter_shape(flt))
+        values = _filter_values(flt)
+
+        def read(execute: Execute) -> tuple[int, Sequence[Any]]:
+            total = int(execute(count_query, values)[0][0])
+            if offset >= total:
+                return total, []
+            return total, execute(page_query, {**values, "offset": offset, "limit": limit})
+
+        total, rows = await self.run(read)
+        number = flt.business_number
+        return total, [GroupRecord(row[0], row[1], number, *row[2:]) for row in rows]
 
     async def group(self, group_id: str) -> GroupRecord | None:
         query = (

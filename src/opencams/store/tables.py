@@ -110,6 +110,17 @@ chat_groups = Table(
     Index("ix_chat_groups_listing", "number_id", "deleted_at", "created_at", "id"),
 )
 
+# Live (not deleted) groups per number, channel and status: ListChatGroup's Total without
+# counting rows. Kept by database triggers (migration 0004), never written by the code.
+chat_group_counts = Table(
+    "chat_group_counts",
+    metadata,
+    Column("number_id", Integer, primary_key=True),
+    Column("channel_type", String(16), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("listed", BigInteger, nullable=False),
+)
+
 operations = Table(
     "operations",
     metadata,
