@@ -12,7 +12,9 @@ Speed: everything goes in one transaction, through the driver itself. SQLite: `e
 large batches on a connection with `synchronous=OFF` and no foreign-key checks (that connection
 only; the rows are consistent by construction), the rows made in a child process meanwhile.
 PostgreSQL: `COPY`, foreign-key triggers skipped when the role may, then `VACUUM (ANALYZE)` as
-autovacuum would. Members are inserted by one `INSERT … SELECT`. A million groups take seconds.
+autovacuum would. Members are inserted by one `INSERT … SELECT`. The per-row triggers that keep
+list counts and versions are skipped too (dropped and re-created on SQLite; replica mode on
+PostgreSQL when the role may), and what they keep is recounted for the seeded numbers at the end.
 """
 
 from __future__ import annotations
@@ -405,6 +407,25 @@ class _Writer:
         finally:
             cursor.close()
 
+    def suspend_triggers(self, table: str) -> list[str]:
+        """SQLite: drop the table's triggers for the load (their DDL is returned, to create them
+        again in the same transaction). PostgreSQL: nothing to do; with replica mode (above)
+        they do not fire, otherwise they fire row by row. Either way _recount sets what they
+        keep."""
+        if self.backend != "sqlite":
+            return []
+        found = self.query(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+            (table,),
+        )
+        for name, _ in found:
+            self.execute(f'DROP TRIGGER "{name}"')
+        return [sql for _, sql in found]
+
+    def restore_triggers(self, ddl: Sequence[str]) -> None:
+        for statement in ddl:
+            self.execute(statement)
+
     def execute(self, text: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; the number of rows it changed."""
         cursor = self.raw.cursor()
@@ -482,7 +503,10 @@ def seed(
                 writer.query("PRAGMA foreign_keys=OFF")
             else:
                 writer.relax_foreign_keys()
-            _seed_into(writer, plan, report, box.seal, rng, now, say)
+            suspended = writer.suspend_triggers("chat_groups")
+            touched = _seed_into(writer, plan, report, box.seal, rng, now, say)
+            writer.restore_triggers(suspended)
+            _recount(writer, touched)
             raw.commit()
             if backend == "sqlite":
                 writer.query("PRAGMA synchronous=NORMAL")
@@ -514,7 +538,8 @@ def _seed_into(
     rng: random.Random,
     now: int,
     say: Callable[[str], None],
-) -> None:
+) -> list[int]:
+    """Returns the ids of the numbers that got groups."""
     if not writer.query("SELECT id FROM spaces WHERE id = ?", (plan.space_id,)):
         raise SeedError(f"no space {plan.space_id!r}: provision it first (opencams apply)")
     existing = {
@@ -606,6 +631,29 @@ def _seed_into(
             participants_sql(writer.backend, plan.participants_per_group), (salt_hex,)
         )
         say(f"participants: {report.participants}")
+    return [number_id for number_id, _, _ in work]
+
+
+def _recount(writer: _Writer, number_ids: Sequence[int]) -> None:
+    """What the chat_groups triggers keep (migrations 0004, 0005), set for the seeded numbers
+    from their rows: live-group counts recounted, list versions moved on."""
+    for start in range(0, len(number_ids), 500):
+        chunk = list(number_ids[start : start + 500])
+        within = f"number_id IN ({', '.join('?' for _ in chunk)})"
+        writer.execute(f"DELETE FROM chat_group_counts WHERE {within}", chunk)  # noqa: S608
+        recount = (
+            "INSERT INTO chat_group_counts (number_id, channel_type, status, listed)"
+            " SELECT number_id, channel_type, status, count(*) FROM chat_groups"
+            " WHERE deleted_at IS NULL AND {within} GROUP BY number_id, channel_type, status"
+        )
+        writer.execute(recount.format(within=within), chunk)
+        for number_id in chunk:
+            writer.execute(
+                "INSERT INTO chat_group_versions (number_id, version) VALUES (?, 1)"
+                " ON CONFLICT (number_id) DO UPDATE"
+                " SET version = chat_group_versions.version + 1",
+                (number_id,),
+            )
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,9 @@ class GraphClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             timeout=httpx.Timeout(timeout),
+            # Keep as many connections alive as may be in use: under load, httpx's default of
+            # 20 would close and reopen connections call after call.
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
             transport=transport,
             headers={"user-agent": "opencams"},
         )

@@ -9,14 +9,13 @@ RPC layer turns them into ServiceUnavailable (503). Nothing else from the driver
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -28,6 +27,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from opencams.store import listing
 from opencams.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
 from opencams.store.direct import DirectSQLite, Execute
 from opencams.store.errors import StoreRejected, StoreUnavailable
@@ -56,10 +56,6 @@ log = logging.getLogger("opencams.store")
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 GROUP_COLUMNS = (
@@ -166,6 +162,12 @@ def direct_sqlite(engine: AsyncEngine) -> DirectSQLite | None:
     )
 
 
+LIVE_GROUPS_QUERY = select(func.coalesce(func.sum(chat_group_counts.c.listed), 0)).where(
+    chat_group_counts.c.number_id == bindparam("number_id"),
+    chat_group_counts.c.status != "INACTIVE",
+)
+
+
 def _nonce_upsert(dialect: str) -> Any:
     """Insert a nonce, or take over an expired record of it; returns a row only if it did."""
     dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -179,66 +181,6 @@ def _nonce_upsert(dialect: str) -> Any:
     ).returning(used_nonces.c.nonce)
 
 
-# The list page: GROUP_COLUMNS without the business number (the caller knows it), in order.
-LIST_COLUMNS = tuple(c for c in GROUP_COLUMNS if c.name != "business_number")
-_FILTER_FIELDS = ("channel_type", "status", "subject_contains", "group_type", "group_link")
-
-
-def _filter_shape(flt: GroupFilter) -> tuple[bool, ...]:
-    return tuple(getattr(flt, name) is not None for name in _FILTER_FIELDS)
-
-
-def _filter_values(flt: GroupFilter) -> dict[str, Any]:
-    values: dict[str, Any] = {"number_id": flt.number_id}
-    for name in _FILTER_FIELDS:
-        value = getattr(flt, name)
-        if value is not None:
-            values[name] = value
-    if flt.subject_contains is not None:
-        values["subject_contains"] = f"%{escape_like(flt.subject_contains.casefold())}%"
-    return values
-
-
-@functools.cache
-def _list_statements(shape: tuple[bool, ...]) -> tuple[Any, Any]:
-    channel_type, status, subject, group_type, group_link = shape
-    conditions = [
-        chat_groups.c.number_id == bindparam("number_id"),
-        chat_groups.c.deleted_at.is_(None),
-    ]
-    if channel_type:
-        conditions.append(chat_groups.c.channel_type == bindparam("channel_type"))
-    if status:
-        conditions.append(chat_groups.c.status == bindparam("status"))
-    if subject:
-        conditions.append(
-            chat_groups.c.subject_search.like(bindparam("subject_contains"), escape="\\")
-        )
-    if group_type:
-        conditions.append(chat_groups.c.group_type == bindparam("group_type"))
-    if group_link:
-        conditions.append(chat_groups.c.group_link == bindparam("group_link"))
-    where = and_(*conditions)
-    if subject or group_type or group_link:
-        count_query = select(func.count()).select_from(chat_groups).where(where)
-    else:
-        # Number, channel and status only: the trigger-kept counts answer without a scan.
-        counted = [chat_group_counts.c.number_id == bindparam("number_id")]
-        if channel_type:
-            counted.append(chat_group_counts.c.channel_type == bindparam("channel_type"))
-        if status:
-            counted.append(chat_group_counts.c.status == bindparam("status"))
-        count_query = select(func.coalesce(func.sum(chat_group_counts.c.listed), 0)).where(*counted)
-    page_query = (
-        select(*LIST_COLUMNS)
-        .where(where)
-        .order_by(chat_groups.c.created_at.desc(), chat_groups.c.id.desc())
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-    )
-    return count_query, page_query
-
-
 class Store:
     def __init__(self, engine: AsyncEngine, *, tenancy_cache_seconds: float = 0.0) -> None:
         self.engine = engine
@@ -248,6 +190,7 @@ class Store:
         self._tenancy: dict[tuple[str, str, str], tuple[float, NumberRecord]] = {}
         self._nonce_upsert = _nonce_upsert(engine.dialect.name)
         self._direct = direct_sqlite(engine)
+        self._lists = listing.ListMemory()
 
     async def dispose(self) -> None:
         if self._direct is not None:
@@ -385,13 +328,10 @@ class Store:
     # --- groups -----------------------------------------------------------------------------
 
     async def count_live_groups(self, number_id: int) -> int:
-        query = select(func.count()).where(
-            chat_groups.c.number_id == number_id,
-            chat_groups.c.deleted_at.is_(None),
-            chat_groups.c.status != "INACTIVE",
-        )
-        async with self.tx() as conn:
-            return int((await conn.execute(query)).scalar_one())
+        """Groups of the number that count against Meta's per-number limit: not deleted, not
+        INACTIVE (from the trigger-kept counts)."""
+        rows = await self.rows(LIVE_GROUPS_QUERY, {"number_id": number_id})
+        return int(rows[0][0])
 
     async def insert_group_with_operation(
         self, group: dict[str, Any], operation: dict[str, Any]
@@ -403,22 +343,22 @@ class Store:
     async def list_groups(
         self, flt: GroupFilter, offset: int, limit: int
     ) -> tuple[int, list[GroupRecord]]:
-        """One page of a number's live groups, newest first, and how many there are in all.
-
-        The statements are built once per combination of filters (bound parameters carry the
-        values); the page reads chat_groups alone, walking ix_chat_groups_listing."""
-        count_query, page_query = _list_statements(_filter_shape(flt))
-        values = _filter_values(flt)
-
-        def read(execute: Execute) -> tuple[int, Sequence[Any]]:
-            total = int(execute(count_query, values)[0][0])
-            if offset >= total:
-                return total, []
-            return total, execute(page_query, {**values, "offset": offset, "limit": limit})
-
-        total, rows = await self.run(read)
+        """One page of a number's live groups, newest first, and how many there are in all
+        (store.listing: counted Totals, remembered filtered Totals and page anchors)."""
+        total, rows, lesson = await self.run(
+            lambda execute: listing.read_page(execute, self._lists, flt, offset, limit)
+        )
+        if lesson and (
+            self._direct is not None  # one SQLite transaction: one snapshot
+            or await self._list_version(flt.number_id) == lesson.version
+        ):
+            self._lists.keep(lesson)
         number = flt.business_number
         return total, [GroupRecord(row[0], row[1], number, *row[2:]) for row in rows]
+
+    async def _list_version(self, number_id: int) -> int:
+        rows = await self.rows(listing.VERSION_QUERY, {"number_id": number_id})
+        return int(rows[0][0]) if rows else 0
 
     async def group(self, group_id: str) -> GroupRecord | None:
         query = (

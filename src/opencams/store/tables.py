@@ -121,6 +121,15 @@ chat_group_counts = Table(
     Column("listed", BigInteger, nullable=False),
 )
 
+# A number's list version: bumped (by triggers, migration 0005) whenever its groups change in a
+# way ListChatGroup shows; what a process remembers of a list is valid for one version.
+chat_group_versions = Table(
+    "chat_group_versions",
+    metadata,
+    Column("number_id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
 operations = Table(
     "operations",
     metadata,

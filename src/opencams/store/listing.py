@@ -1,0 +1,231 @@
+"""ListChatGroup's reads: a number's live groups, newest first, with their Total.
+
+Three things keep a list cheap however deep or filtered it is:
+
+- Total of an unfiltered or status/channel-filtered list comes from chat_group_counts (kept by
+  triggers, migration 0004): a lookup, not a count.
+- Each process remembers, per number and filter, what its reads learnt: the Total of a filter the
+  counts cannot answer (a Subject substring, GroupType, GroupLink) and anchors — the sort key
+  (created_at, id) of the group just before a page. A later page starts from the nearest anchor
+  at or before it (keyset), so Page.Index 500 walks 20 entries, not 10,000, once any request has
+  been there or paged past it.
+- What is remembered holds for one version of the number's list (chat_group_versions, bumped by
+  triggers on every change a list shows, whichever process or tool made it) and is read in the
+  same transaction as the page. On PostgreSQL, whose statements each see the latest commits, a
+  lesson is kept only if the version is still the same after the reads.
+
+Statements are built once per combination of filters; bound parameters carry the values.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, select, tuple_
+
+from opencams.store.direct import Execute
+from opencams.store.records import GroupFilter
+from opencams.store.tables import chat_group_counts, chat_group_versions, chat_groups
+
+FILTER_FIELDS = ("channel_type", "status", "subject_contains", "group_type", "group_link")
+MAX_LISTS = 1024  # remembered lists per process (number × filter)
+MAX_ANCHORS = 64  # anchors per list
+
+# chat_groups' columns of GroupRecord, in its order, without business_number (the caller's).
+LIST_COLUMNS = (
+    chat_groups.c.id,
+    chat_groups.c.number_id,
+    chat_groups.c.channel_type,
+    chat_groups.c.subject,
+    chat_groups.c.description,
+    chat_groups.c.status,
+    chat_groups.c.meta_group_id,
+    chat_groups.c.invite_link,
+    chat_groups.c.profile_picture_url,
+    chat_groups.c.participant_count,
+    chat_groups.c.group_type,
+    chat_groups.c.group_link,
+    chat_groups.c.business_role,
+    chat_groups.c.join_approval_mode,
+    chat_groups.c.failure_reason,
+    chat_groups.c.picture_sha256,
+    chat_groups.c.suspension_ts,
+    chat_groups.c.created_at,
+    chat_groups.c.updated_at,
+    chat_groups.c.deleted_at,
+)
+_CREATED_AT = LIST_COLUMNS.index(chat_groups.c.created_at)
+_ID = 0
+
+VERSION_QUERY = select(chat_group_versions.c.version).where(
+    chat_group_versions.c.number_id == bindparam("number_id")
+)
+
+Anchor = tuple[int, str]  # (created_at, id) of the group just before an offset
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def shape(flt: GroupFilter) -> tuple[bool, ...]:
+    return tuple(getattr(flt, name) is not None for name in FILTER_FIELDS)
+
+
+def values(flt: GroupFilter) -> dict[str, Any]:
+    found: dict[str, Any] = {"number_id": flt.number_id}
+    for name in FILTER_FIELDS:
+        value = getattr(flt, name)
+        if value is not None:
+            found[name] = value
+    if flt.subject_contains is not None:
+        found["subject_contains"] = f"%{escape_like(flt.subject_contains.casefold())}%"
+    return found
+
+
+@dataclass(frozen=True)
+class Statements:
+    count: Any
+    counted: bool  # True: count answers from chat_group_counts (nothing to remember)
+    page: Any
+    page_after: Any  # the same, after an anchor
+
+
+@functools.cache
+def statements(filters: tuple[bool, ...]) -> Statements:
+    channel_type, status, subject, group_type, group_link = filters
+    conditions = [
+        chat_groups.c.number_id == bindparam("number_id"),
+        chat_groups.c.deleted_at.is_(None),
+    ]
+    if channel_type:
+        conditions.append(chat_groups.c.channel_type == bindparam("channel_type"))
+    if status:
+        conditions.append(chat_groups.c.status == bindparam("status"))
+    if subject:
+        conditions.append(
+            chat_groups.c.subject_search.like(bindparam("subject_contains"), escape="\\")
+        )
+    if group_type:
+        conditions.append(chat_groups.c.group_type == bindparam("group_type"))
+    if group_link:
+        conditions.append(chat_groups.c.group_link == bindparam("group_link"))
+    where = and_(*conditions)
+    counted = not (subject or group_type or group_link)
+    if counted:
+        by = [chat_group_counts.c.number_id == bindparam("number_id")]
+        if channel_type:
+            by.append(chat_group_counts.c.channel_type == bindparam("channel_type"))
+        if status:
+            by.append(chat_group_counts.c.status == bindparam("status"))
+        count = select(func.coalesce(func.sum(chat_group_counts.c.listed), 0)).where(*by)
+    else:
+        count = select(func.count()).select_from(chat_groups).where(where)
+    order = (chat_groups.c.created_at.desc(), chat_groups.c.id.desc())
+    page = (
+        select(*LIST_COLUMNS)
+        .where(where)
+        .order_by(*order)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    after = tuple_(chat_groups.c.created_at, chat_groups.c.id) < tuple_(
+        bindparam("after_created"), bindparam("after_id")
+    )
+    page_after = (
+        select(*LIST_COLUMNS)
+        .where(where, after)
+        .order_by(*order)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    return Statements(count, counted, page, page_after)
+
+
+@dataclass
+class Remembered:
+    version: int
+    total: int | None = None
+    anchors: dict[int, Anchor] = field(default_factory=dict)
+
+
+@dataclass
+class Lesson:
+    """What one read learnt, to be kept if its version still holds."""
+
+    key: tuple[Any, ...]
+    version: int
+    total: int | None = None
+    anchors: dict[int, Anchor] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.total is not None or bool(self.anchors)
+
+
+class ListMemory:
+    """Per process: remembered lists, each valid for one version of its number's list."""
+
+    def __init__(self) -> None:
+        self._lists: dict[tuple[Any, ...], Remembered] = {}
+
+    def recall(self, key: tuple[Any, ...], version: int) -> Remembered | None:
+        found = self._lists.get(key)
+        return found if found is not None and found.version == version else None
+
+    def keep(self, lesson: Lesson) -> None:
+        found = self._lists.get(lesson.key)
+        if found is None or found.version != lesson.version:
+            if len(self._lists) >= MAX_LISTS:
+                self._lists.clear()
+            found = self._lists[lesson.key] = Remembered(lesson.version)
+        if lesson.total is not None:
+            found.total = lesson.total
+        if len(found.anchors) + len(lesson.anchors) > MAX_ANCHORS:
+            found.anchors.clear()
+        found.anchors.update(lesson.anchors)
+
+
+def read_page(
+    execute: Execute, memory: ListMemory, flt: GroupFilter, offset: int, limit: int
+) -> tuple[int, Sequence[Any], Lesson]:
+    """Total and the page's rows (LIST_COLUMNS), in one transaction; and what was learnt."""
+    filters = shape(flt)
+    stmts = statements(filters)
+    params = values(flt)
+    version_rows = execute(VERSION_QUERY, {"number_id": flt.number_id})
+    version = int(version_rows[0][0]) if version_rows else 0
+    key = (flt.number_id, filters, tuple(sorted(params.items())))
+    known = memory.recall(key, version)
+    lesson = Lesson(key, version)
+
+    if stmts.counted:
+        total = int(execute(stmts.count, params)[0][0])
+    elif known is not None and known.total is not None:
+        total = known.total
+    else:
+        total = lesson.total = int(execute(stmts.count, params)[0][0])
+    if offset >= total:
+        return total, [], lesson
+
+    start, anchor = 0, None
+    if known is not None:
+        start = max((k for k in known.anchors if k <= offset), default=0)
+        anchor = known.anchors.get(start)
+    skip = offset - start
+    # From one row earlier, the row before the page comes along: the anchor of this offset.
+    fetch = {**params, "offset": max(skip - 1, 0), "limit": limit + (1 if skip else 0)}
+    if anchor is not None:
+        rows = execute(
+            stmts.page_after, {**fetch, "after_created": anchor[0], "after_id": anchor[1]}
+        )
+    else:
+        rows = execute(stmts.page, fetch)
+    if skip and rows:
+        lesson.anchors[offset] = (rows[0][_CREATED_AT], rows[0][_ID])
+        rows = rows[1:]
+    if rows:
+        lesson.anchors[offset + len(rows)] = (rows[-1][_CREATED_AT], rows[-1][_ID])
+    return total, rows, lesson

@@ -1,0 +1,150 @@
+"""What a store remembers of lists (filtered Totals, page anchors) never shows a stale page: a
+second store on the same database (another server process) changes the groups between reads,
+and every answer must equal a plain OFFSET query over the current rows."""
+
+from __future__ import annotations
+
+import random
+
+from sqlalchemy import text
+
+from opencams.store import db
+from opencams.store.records import GroupFilter
+from opencams.store.repo import Store
+from tests.store.test_group_counts import STATUSES, _tenancy, _write
+
+WORDS = ("sales", "support", "team", "Sales", "100%", "a_b")
+
+
+async def _reference(
+    store: Store, flt: GroupFilter, offset: int, limit: int
+) -> tuple[int, list[str]]:
+    where = "number_id = :n AND deleted_at IS NULL"
+    params: dict[str, object] = {"n": flt.number_id}
+    if flt.status is not None:
+        where += " AND status = :s"
+        params["s"] = flt.status
+    async with store.tx() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    f"SELECT id, subject_search FROM chat_groups WHERE {where}"
+                    " ORDER BY created_at DESC, id DESC"
+                ),
+                params,
+            )
+        ).all()
+    if flt.subject_contains is not None:
+        needle = flt.subject_contains.casefold()
+        rows = [r for r in rows if needle in r[1]]
+    return len(rows), [r[0] for r in rows[offset : offset + limit]]
+
+
+async def test_remembered_lists_follow_changes_made_elsewhere(
+    store: Store, migrated_url: str
+) -> None:
+    _tenancy(migrated_url)
+    writer = Store(db.make_async_engine(migrated_url))
+    rng = random.Random(11)
+    ids: list[str] = []
+    try:
+        for i in range(120):
+            ids.append(f"G{i:04d}")
+            subject = f"{rng.choice(WORDS)} {i}"
+            await _write(
+                writer,
+                "INSERT INTO chat_groups (id, number_id, channel_type, subject, subject_search,"
+                " status, participant_count, created_at, updated_at)"
+                " VALUES (:id, 1, 'WHATSAPP', :s, :f, :st, 0, :t, :t)",
+                id=ids[-1],
+                s=subject,
+                f=subject.casefold(),
+                st=rng.choice(STATUSES),
+                t=rng.randrange(40),  # ties on created_at: ordered by id
+            )
+        for step in range(300):
+            flt = GroupFilter(
+                number_id=1,
+                status=rng.choice((None, None, "ACTIVE")),
+                subject_contains=rng.choice((None, None, "sales", "100%", "a_b")),
+            )
+            size = rng.choice((1, 3, 7))
+            offset = size * rng.randrange(0, 30)
+            for _ in range(rng.choice((1, 2))):  # asked twice: the second from memory
+                total, page = await store.list_groups(flt, offset, size)
+                assert (total, [g.id for g in page]) == await _reference(
+                    store, flt, offset, size
+                ), (step, flt, offset, size)
+            change = rng.random()
+            target = rng.choice(ids)
+            if change < 0.2:
+                await _write(
+                    writer,
+                    "UPDATE chat_groups SET subject_search = :f WHERE id = :id",
+                    f=f"{rng.choice(WORDS).casefold()} renamed",
+                    id=target,
+                )
+            elif change < 0.35:
+                await _write(
+                    writer,
+                    "UPDATE chat_groups SET status = :s WHERE id = :id",
+                    s=rng.choice(STATUSES),
+                    id=target,
+                )
+            elif change < 0.45:
+                await _write(
+                    writer, "UPDATE chat_groups SET deleted_at = 1 WHERE id = :id", id=target
+                )
+            elif change < 0.55:
+                ids.append(f"H{step:04d}")
+                await _write(
+                    writer,
+                    "INSERT INTO chat_groups (id, number_id, channel_type, subject,"
+                    " subject_search, status, participant_count, created_at, updated_at)"
+                    " VALUES (:id, 1, 'WHATSAPP', 'sales new', 'sales new', 'ACTIVE', 0, :t, :t)",
+                    id=ids[-1],
+                    t=rng.randrange(40),
+                )
+            elif change < 0.6:
+                # Not shown by a list: the remembered lists stay valid.
+                await _write(
+                    writer,
+                    "UPDATE chat_groups SET participant_count = participant_count + 1"
+                    " WHERE id = :id",
+                    id=target,
+                )
+    finally:
+        await writer.dispose()
+
+
+async def test_unshown_changes_keep_the_version(store: Store, migrated_url: str) -> None:
+    _tenancy(migrated_url)
+    insert = (
+        "INSERT INTO chat_groups (id, number_id, channel_type, subject, subject_search, status,"
+        " participant_count, created_at, updated_at) VALUES ('G1', 1, 'WHATSAPP', 's', 's',"
+        " 'ACTIVE', 0, 1, 1)"
+    )
+    await _write(store, insert)
+
+    async def version() -> int:
+        async with store.tx() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        text("SELECT version FROM chat_group_versions WHERE number_id = 1")
+                    )
+                ).scalar_one()
+            )
+
+    first = await version()
+    await _write(store, "UPDATE chat_groups SET participant_count = 3, invite_link = 'x'")
+    await _write(store, "UPDATE chat_groups SET status = 'ACTIVE'")  # the same value
+    assert await version() == first
+    await _write(store, "UPDATE chat_groups SET status = 'SUSPENDED'")
+    assert await version() == first + 1
+    await _write(store, "UPDATE chat_groups SET number_id = 2")
+    async with store.tx() as conn:
+        rows = (
+            await conn.execute(text("SELECT number_id, version FROM chat_group_versions"))
+        ).all()
+    assert dict(tuple(r) for r in rows) == {1: first + 2, 2: 1}
