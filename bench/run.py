@@ -1075,6 +1075,7 @@ def store_costs(url: str) -> list[list[Any]]:
 
     from opencams.store import access_queries
     from opencams.store.db import make_async_engine
+    from opencams.store.listing import ListMemory
     from opencams.store.records import GroupFilter
     from opencams.store.repo import Store
 
@@ -1084,6 +1085,16 @@ def store_costs(url: str) -> list[list[Any]]:
         try:
             number = await store.number_in_space(ACCOUNT, SPACE, HOT_NUMBER)
             number_id = number.id if number is not None else 0
+
+            subject = GroupFilter(number_id=number_id, subject_contains=SUBJECT_FILTER)
+
+            async def deep_cold() -> None:
+                store._lists = ListMemory()  # nothing remembered: the first request's cost
+                await store.list_groups(GroupFilter(number_id=number_id), 9980, 20)
+
+            async def subject_cold() -> None:
+                store._lists = ListMemory()
+                await store.list_groups(subject, 0, 20)
 
             async def select_one() -> None:
                 async with store.tx() as conn:
@@ -1108,6 +1119,16 @@ def store_costs(url: str) -> list[list[Any]]:
                     "Store.list_groups (count + page of 20)",
                     lambda: store.list_groups(GroupFilter(number_id=number_id), 0, 20),
                 ),
+                (
+                    "Store.list_groups Page.Index 500, remembered anchor",
+                    lambda: store.list_groups(GroupFilter(number_id=number_id), 9980, 20),
+                ),
+                ("Store.list_groups Page.Index 500, first time", deep_cold),
+                (
+                    f'Store.list_groups Subject "{SUBJECT_FILTER}", remembered Total',
+                    lambda: store.list_groups(subject, 0, 20),
+                ),
+                (f'Store.list_groups Subject "{SUBJECT_FILTER}", first time', subject_cold),
             ]
             for name, call in calls:
                 try:

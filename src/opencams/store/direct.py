@@ -1,33 +1,74 @@
-"""The hottest statements on SQLite, run straight on a `sqlite3` connection.
+"""The hottest statements, run straight on the database driver.
 
 Every signed request looks up its AccessKey and records its nonce, and ListChatGroup reads a
-count and a page. Through SQLAlchemy's asyncio layer each of those transactions costs about
-0.3 ms of CPU on a small machine (connection checkout, greenlet switches, result objects) around
-a statement that SQLite answers in microseconds. Here the same statements — built with
-SQLAlchemy Core and compiled once by its SQLite dialect — run on one dedicated connection of the
-store's own, on the event loop's thread (see inline_sqlite for why that is safe: nothing awaits
-between a statement and its commit, so two uses never interleave).
+version, a count and a page. Through SQLAlchemy's asyncio layer each such transaction costs
+0.3 ms (SQLite) to several milliseconds (PostgreSQL: pool pre-ping, BEGIN and COMMIT round trips,
+greenlet switches) of a small machine's CPU, around statements the database answers in
+microseconds. Here the same statements — built with SQLAlchemy Core and compiled once by its
+dialect — run on connections of the store's own:
 
-Errors are mapped as Store.tx maps them: a locked or vanished database is StoreUnavailable, a
-value SQLite refuses is StoreRejected.
+- SQLite: one `sqlite3` connection, on the event loop's thread (see inline_sqlite for why that is
+  safe: nothing awaits between a statement and its commit, so two uses never interleave).
+- PostgreSQL: a psycopg_pool pool of autocommit connections: a lone statement is one round trip;
+  a unit of work is one transaction (REPEATABLE READ, read only: one snapshot). A connection that
+  fails is dropped, and the pool checks its idle connections once, so a restarted database is
+  picked up again without a pre-ping per use.
+
+Errors are mapped as Store.tx maps them: an unreachable, locked or restarting database is
+StoreUnavailable, a value the database refuses is StoreRejected.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import psycopg
+import psycopg_pool
+from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
 from opencams.store.errors import StoreRejected, StoreUnavailable
 
 T = TypeVar("T")
-Execute = Callable[[ClauseElement, Mapping[str, Any]], Sequence[Any]]
+Execute = Callable[[ClauseElement, Mapping[str, Any]], Awaitable[Sequence[Any]]]
 
-_DIALECT = sqlite_dialect.dialect()
+log = logging.getLogger("opencams.store")
+
+
+class Direct(Protocol):
+    async def execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        """One statement, a transaction of its own; all its rows."""
+
+    async def read(self, work: Callable[[Execute], Awaitable[T]]) -> T:
+        """`work(execute)` in one read-only transaction (one snapshot)."""
+
+    async def close(self) -> None: ...
+
+
+class _Compiled:
+    """Statements compiled once per object (kept, so that its id stays its own)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._cache: dict[int, tuple[ClauseElement, str, tuple[str, ...], dict[str, Any]]] = {}
+
+    def get(self, statement: ClauseElement) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        entry = self._cache.get(id(statement))
+        if entry is None:
+            compiled = statement.compile(dialect=self._dialect)
+            # positiontup: the bind names in order (qmark); the params: the statement's own
+            # literals, for names the caller does not pass.
+            order = tuple(getattr(compiled, "positiontup", None) or ())
+            entry = (statement, compiled.string, order, compiled.params)
+            self._cache[id(statement)] = entry
+        return entry[1], entry[2], entry[3]
 
 
 class DirectSQLite:
@@ -37,7 +78,7 @@ class DirectSQLite:
         self._uri = uri
         self._setup = setup
         self._connection: sqlite3.Connection | None = None
-        self._compiled: dict[int, tuple[ClauseElement, str, tuple[str, ...], dict[str, Any]]] = {}
+        self._compiled = _Compiled(sqlite_dialect.dialect())
 
     def _conn(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -52,35 +93,22 @@ class DirectSQLite:
             self._connection = connection
         return self._connection
 
-    def _execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
-        # Compiled once per statement object (kept in the entry, so that its id stays its own);
-        # parameters the caller does not pass are the statement's own literals.
-        entry = self._compiled.get(id(statement))
-        if entry is None:
-            compiled = statement.compile(dialect=_DIALECT)
-            entry = (
-                statement,
-                compiled.string,
-                tuple(getattr(compiled, "positiontup", None) or ()),
-                compiled.params,
-            )
-            self._compiled[id(statement)] = entry
-        _, sql, names, literals = entry
+    async def _execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        # Never suspends: a unit of work runs from BEGIN to COMMIT without the loop's turn.
+        sql, names, literals = self._compiled.get(statement)
         values = tuple(params[name] if name in params else literals[name] for name in names)
         return self._conn().execute(sql, values).fetchall()
 
-    def execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
-        """One statement, its own transaction (SQLite's autocommit)."""
+    async def execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
         with self._failures():
-            return self._execute(statement, params)
+            return await self._execute(statement, params)
 
-    def run(self, work: Callable[[Execute], T]) -> T:
-        """`work` in one transaction (BEGIN … COMMIT; rolled back if it raises)."""
+    async def read(self, work: Callable[[Execute], Awaitable[T]]) -> T:
         with self._failures():
             connection = self._conn()
             connection.execute("BEGIN")
             try:
-                result = work(self._execute)
+                result = await work(self._execute)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -105,5 +133,93 @@ class DirectSQLite:
             finally:
                 self._connection = None
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._reset()
+
+
+class DirectPostgres:
+    def __init__(self, conninfo: str, *, max_size: int = 10, timeout: float = 10.0) -> None:
+        self._pool = psycopg_pool.AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            timeout=timeout,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, int(timeout)),
+                "prepare_threshold": None,
+            },
+            open=False,
+            name="opencams-direct",
+        )
+        self._opened = False
+        self._checking: asyncio.Task[None] | None = None
+        self._compiled = _Compiled(postgresql_dialect.psycopg.dialect())  # type: ignore[no-untyped-call]
+
+    def _sql(self, statement: ClauseElement, params: Mapping[str, Any]) -> tuple[str, Any]:
+        sql, _, literals = self._compiled.get(statement)
+        return sql, {**literals, **params}
+
+    async def _connection(self) -> psycopg_pool.AsyncConnectionPool[Any]:
+        if not self._opened:
+            self._opened = True
+            await self._pool.open(wait=False)
+        return self._pool
+
+    async def execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        sql, values = self._sql(statement, params)
+        with self._failures():
+            pool = await self._connection()
+            async with pool.connection() as conn:
+                cursor = await conn.execute(sql, values)
+                return await cursor.fetchall() if cursor.description else []
+
+    async def read(self, work: Callable[[Execute], Awaitable[T]]) -> T:
+        with self._failures():
+            pool = await self._connection()
+            async with pool.connection() as conn:
+
+                async def execute(statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+                    sql, values = self._sql(statement, params)
+                    cursor = await conn.execute(sql, values)
+                    return await cursor.fetchall() if cursor.description else []
+
+                await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                try:
+                    result = await work(execute)
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+                return result
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        try:
+            yield
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            self._check_soon()
+            raise StoreUnavailable(str(exc)) from exc
+        except psycopg.DataError as exc:
+            raise StoreRejected(str(exc)) from exc
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _check_soon(self) -> None:
+        """A connection failed (the pool drops it): test the idle ones too, once, in the
+        background, so that a restarted database costs one failed request, not one per
+        pooled connection."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(self._check())
+
+    async def _check(self) -> None:
+        try:
+            await self._pool.check()
+        except Exception as exc:  # the database may still be down; the next failure retries
+            log.debug("pool check failed: %s", exc)
+
+    async def close(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
+        if self._opened:
+            await self._pool.close()

@@ -11,8 +11,7 @@ Three things keep a list cheap however deep or filtered it is:
   been there or paged past it.
 - What is remembered holds for one version of the number's list (chat_group_versions, bumped by
   triggers on every change a list shows, whichever process or tool made it) and is read in the
-  same transaction as the page. On PostgreSQL, whose statements each see the latest commits, a
-  lesson is kept only if the version is still the same after the reads.
+  same transaction (one snapshot) as the page.
 
 Statements are built once per combination of filters; bound parameters carry the values.
 """
@@ -188,25 +187,25 @@ class ListMemory:
         found.anchors.update(lesson.anchors)
 
 
-def read_page(
+async def read_page(
     execute: Execute, memory: ListMemory, flt: GroupFilter, offset: int, limit: int
 ) -> tuple[int, Sequence[Any], Lesson]:
     """Total and the page's rows (LIST_COLUMNS), in one transaction; and what was learnt."""
     filters = shape(flt)
     stmts = statements(filters)
     params = values(flt)
-    version_rows = execute(VERSION_QUERY, {"number_id": flt.number_id})
+    version_rows = await execute(VERSION_QUERY, {"number_id": flt.number_id})
     version = int(version_rows[0][0]) if version_rows else 0
     key = (flt.number_id, filters, tuple(sorted(params.items())))
     known = memory.recall(key, version)
     lesson = Lesson(key, version)
 
     if stmts.counted:
-        total = int(execute(stmts.count, params)[0][0])
+        total = int((await execute(stmts.count, params))[0][0])
     elif known is not None and known.total is not None:
         total = known.total
     else:
-        total = lesson.total = int(execute(stmts.count, params)[0][0])
+        total = lesson.total = int((await execute(stmts.count, params))[0][0])
     if offset >= total:
         return total, [], lesson
 
@@ -218,11 +217,10 @@ def read_page(
     # From one row earlier, the row before the page comes along: the anchor of this offset.
     fetch = {**params, "offset": max(skip - 1, 0), "limit": limit + (1 if skip else 0)}
     if anchor is not None:
-        rows = execute(
-            stmts.page_after, {**fetch, "after_created": anchor[0], "after_id": anchor[1]}
-        )
+        after = {"after_created": anchor[0], "after_id": anchor[1]}
+        rows = await execute(stmts.page_after, {**fetch, **after})
     else:
-        rows = execute(stmts.page, fetch)
+        rows = await execute(stmts.page, fetch)
     if skip and rows:
         lesson.anchors[offset] = (rows[0][_CREATED_AT], rows[0][_ID])
         rows = rows[1:]

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -29,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opencams.store import listing
 from opencams.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
-from opencams.store.direct import DirectSQLite, Execute
+from opencams.store.direct import Direct, DirectPostgres, DirectSQLite, Execute
 from opencams.store.errors import StoreRejected, StoreUnavailable
 from opencams.store.records import (
     AccessKeyRecord,
@@ -148,11 +147,16 @@ def _no_turns_while_open() -> Iterator[None]:
         state[0] = False
 
 
-def direct_sqlite(engine: AsyncEngine) -> DirectSQLite | None:
-    """The direct connection for a SQLite file database (None for PostgreSQL or in-memory)."""
+def direct_for(engine: AsyncEngine) -> Direct | None:
+    """The store's own connections for its hot statements (store.direct): SQLite file databases
+    and PostgreSQL; None for an in-memory SQLite database (its connections are each their own)."""
     url = engine.url
+    if url.get_backend_name() == "postgresql":
+        return DirectPostgres(
+            url.set(drivername="postgresql").render_as_string(hide_password=False)
+        )
     database = url.database or ""
-    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+    if database in ("", ":memory:"):
         return None
     return DirectSQLite(
         database,
@@ -189,12 +193,13 @@ class Store:
         self._tenancy_ttl = tenancy_cache_seconds
         self._tenancy: dict[tuple[str, str, str], tuple[float, NumberRecord]] = {}
         self._nonce_upsert = _nonce_upsert(engine.dialect.name)
-        self._direct = direct_sqlite(engine)
+        self._direct = direct_for(engine)
+        self._inline = isinstance(self._direct, DirectSQLite)
         self._lists = listing.ListMemory()
 
     async def dispose(self) -> None:
         if self._direct is not None:
-            self._direct.close()
+            await self._direct.close()
         await self.engine.dispose()
 
     @asynccontextmanager
@@ -202,7 +207,7 @@ class Store:
         """One transaction; driver failures that mean 'no database' become StoreUnavailable."""
         try:
             async with self.engine.begin() as conn:
-                if self._direct is None:
+                if not self._inline:
                     yield conn
                 else:
                     with _no_turns_while_open():
@@ -219,24 +224,23 @@ class Store:
         except OSError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    async def run(self, work: Callable[[Execute], T]) -> T:
-        """`work(execute)` in one transaction, `execute(statement, params)` returning all rows.
-
-        The hot paths use this: on SQLite it runs on the store's direct connection, elsewhere in
-        one SQLAlchemy transaction (one greenlet hop for all of `work`)."""
+    async def read(self, work: Callable[[Execute], Awaitable[T]]) -> T:
+        """`await work(execute)` in one read-only transaction (one snapshot); `execute(statement,
+        params)` returns all rows. The hot reads use this: on the store's direct connections,
+        or (an in-memory SQLite database) in one SQLAlchemy transaction."""
         if self._direct is not None:
-            return self._direct.run(work)
-
-        def on(conn: Connection) -> T:
-            return work(lambda statement, params: conn.execute(statement, params).all())  # type: ignore[call-overload]
-
+            return await self._direct.read(work)
         async with self.tx() as conn:
-            return await conn.run_sync(on)
+
+            async def execute(statement: Any, params: Mapping[str, Any]) -> Sequence[Any]:
+                return (await conn.execute(statement, params)).all()
+
+            return await work(execute)
 
     async def rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
         """One statement in a transaction of its own; all its rows."""
         if self._direct is not None:
-            return self._direct.execute(statement, params)
+            return await self._direct.execute(statement, params)
         async with self.tx() as conn:
             return (await conn.execute(statement, params)).all()
 
@@ -345,11 +349,11 @@ class Store:
     ) -> tuple[int, list[GroupRecord]]:
         """One page of a number's live groups, newest first, and how many there are in all
         (store.listing: counted Totals, remembered filtered Totals and page anchors)."""
-        total, rows, lesson = await self.run(
+        total, rows, lesson = await self.read(
             lambda execute: listing.read_page(execute, self._lists, flt, offset, limit)
         )
         if lesson and (
-            self._direct is not None  # one SQLite transaction: one snapshot
+            self._direct is not None  # one transaction, one snapshot
             or await self._list_version(flt.number_id) == lesson.version
         ):
             self._lists.keep(lesson)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 NAMING = {
@@ -108,6 +109,15 @@ chat_groups = Table(
     Column("deleted_at", BigInteger, nullable=True),
     # The list query: one number's live groups, newest first, ties by id (stable paging).
     Index("ix_chat_groups_listing", "number_id", "deleted_at", "created_at", "id"),
+    # Live groups in list order (migration 0006): what ListChatGroup walks on both databases.
+    Index(
+        "ix_chat_groups_live",
+        "number_id",
+        "created_at",
+        "id",
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
 )
 
 # Live (not deleted) groups per number, channel and status: ListChatGroup's Total without
