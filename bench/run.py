@@ -1150,12 +1150,11 @@ def store_costs(url: str) -> list[list[Any]]:
 
 
 def query_plans(url: str) -> list[dict[str, Any]]:
-    """The SQL that Store.list_groups sends (captured from the engine, so it is whatever the
-    code under test sends), each statement's plan, and its execution time in the database:
-    page 1, Page.Index 500 and the Subject filter on the hot number."""
+    """The SQL that Store.list_groups sends (captured on its way to the driver, so it is
+    whatever the code under test sends), each statement's plan, and its execution time in the
+    database: page 1, Page.Index 500 (the first time, then again: from the remembered anchor)
+    and the Subject filter (the first time, then with its remembered Total) on the hot number."""
     import asyncio
-
-    from sqlalchemy import event
 
     from opencams.store.db import make_async_engine, make_sync_engine
     from opencams.store.records import GroupFilter
@@ -1164,24 +1163,36 @@ def query_plans(url: str) -> list[dict[str, Any]]:
     captured: list[tuple[str, str, Any]] = []
     current = {"label": ""}
 
-    def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_rest: Any) -> None:
-        captured.append((current["label"], statement, parameters))
-
     async def main() -> None:
-        engine = make_async_engine(url)
-        event.listen(engine.sync_engine, "before_cursor_execute", capture)
-        store = Store(engine)
+        store = Store(make_async_engine(url))
+        direct = store._direct
+        assert direct is not None
+        original = store.read
+
+        async def capturing_read(work: Any) -> Any:
+            async def wrapped(execute: Any) -> Any:
+                async def execute_and_capture(statement: Any, params: Any) -> Any:
+                    sql, names, literals = direct._compiled.get(statement)  # type: ignore[attr-defined]
+                    merged = {**literals, **params}
+                    values = tuple(merged[n] for n in names) if names else merged
+                    captured.append((current["label"], sql, values))
+                    return await execute(statement, params)
+
+                return await work(execute_and_capture)
+
+            return await original(wrapped)
+
+        store.read = capturing_read  # type: ignore[method-assign]
         try:
             number = await store.number_in_space(ACCOUNT, SPACE, HOT_NUMBER)
             assert number is not None
+            subject = GroupFilter(number_id=number.id, subject_contains=SUBJECT_FILTER)
             for what, flt, offset in (
                 ("page 1", GroupFilter(number_id=number.id), 0),
-                ("Page.Index 500", GroupFilter(number_id=number.id), 9980),
-                (
-                    f"Subject {SUBJECT_FILTER!r}",
-                    GroupFilter(number_id=number.id, subject_contains=SUBJECT_FILTER),
-                    0,
-                ),
+                ("Page.Index 500, first time", GroupFilter(number_id=number.id), 9980),
+                ("Page.Index 500, again", GroupFilter(number_id=number.id), 9980),
+                (f"Subject {SUBJECT_FILTER!r}, first time", subject, 0),
+                (f"Subject {SUBJECT_FILTER!r}, again", subject, 0),
             ):
                 current["label"] = what
                 await store.list_groups(flt, offset, 20)

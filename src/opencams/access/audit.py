@@ -38,16 +38,22 @@ class AuditLog:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
 
-    async def flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self._store.tx() as conn:
-                    await access_queries.record_audit(conn, batch)
-            except StoreUnavailable as exc:
-                log.warning("audit records kept in memory, database unavailable: %s", exc)
-                self._pending = batch + self._pending
-                return
+    async def flush(self) -> bool:
+        """Write the records pending now, in one transaction; False if the database is
+        unavailable (they are kept for the next flush). Records added meanwhile wait for the
+        next flush: the transaction gives the event loop a turn as it ends, and under load
+        requests finish in every turn, so taking them too would write a row at a time."""
+        if not self._pending:
+            return True
+        batch, self._pending = self._pending, []
+        try:
+            async with self._store.tx() as conn:
+                await access_queries.record_audit(conn, batch)
+        except StoreUnavailable as exc:
+            log.warning("audit records kept in memory, database unavailable: %s", exc)
+            self._pending = batch + self._pending
+            return False
+        return True
 
     async def _run(self) -> None:
         while self._pending:
@@ -59,4 +65,5 @@ class AuditLog:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush()
+        while self._pending and await self.flush():
+            pass

@@ -40,12 +40,17 @@ async def resolve_number(ctx: Ctx, space_id: str, number: str) -> NumberRecord:
     return record
 
 
-async def resolve_group(ctx: Ctx, ref: GroupRef) -> tuple[NumberRecord, GroupRecord]:
-    """Allowlist, parameter content, tenancy, then the group itself."""
+async def resolve_group_number(ctx: Ctx, ref: GroupRef) -> NumberRecord:
+    """Allowlist, parameter content, tenancy: the number a group reference names."""
     require_allowlisted(ctx)
     validation.channel_type(ref.channel_type)
     validation.phone_number(ref.business_number)
-    number = await resolve_number(ctx, ref.cust_space_id, ref.business_number)
+    return await resolve_number(ctx, ref.cust_space_id, ref.business_number)
+
+
+async def resolve_group(ctx: Ctx, ref: GroupRef) -> tuple[NumberRecord, GroupRecord]:
+    """Allowlist, parameter content, tenancy, then the group itself."""
+    number = await resolve_group_number(ctx, ref)
     async with ctx.deps.store.tx() as conn:
         group = await queries.group_of_number(conn, ref.group_id, number.id)
     if group is None:

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from opencams.groups import validation
-from opencams.groups.common import group_item, require_allowlisted, resolve_group, resolve_number
+from opencams.groups.common import (
+    group_item,
+    require_allowlisted,
+    resolve_group_number,
+    resolve_number,
+)
 from opencams.groups.context import Ctx
 from opencams.groups.requests import ListChatGroupParticipantsRequest, ListChatGroupRequest
-from opencams.store import queries
+from opencams.rpc.errors import ChatGroupNotFound
 from opencams.store.records import GroupFilter
 
 # ListChatGroupParticipants takes Page optionally (the SDK and the vendor doc mark it optional);
@@ -45,7 +50,9 @@ async def list_chat_group_participants(
 ) -> dict[str, Any]:
     require_allowlisted(ctx)
     page = validation.optional_page(req.page, DEFAULT_PARTICIPANTS_PAGE)
-    _, group = await resolve_group(ctx, req.ref)
-    async with ctx.deps.store.tx() as conn:
-        total, numbers = await queries.list_members(conn, group.id, page.offset, page.size)
-    return {"Data": {"Total": total, "List": [{"ParticipantNumber": n} for n in numbers]}}
+    number = await resolve_group_number(ctx, req.ref)
+    found = await ctx.deps.store.group_members(number.id, req.ref.group_id, page.offset, page.size)
+    if found is None:
+        raise ChatGroupNotFound()
+    total, members = found
+    return {"Data": {"Total": total, "List": [{"ParticipantNumber": n} for n in members]}}

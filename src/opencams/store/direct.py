@@ -49,6 +49,11 @@ class Direct(Protocol):
     async def read(self, work: Callable[[Execute], Awaitable[T]]) -> T:
         """`work(execute)` in one read-only transaction (one snapshot)."""
 
+    async def execute_each(
+        self, statement: ClauseElement, each: Sequence[Mapping[str, Any]]
+    ) -> list[list[Any]]:
+        """The statement once per parameter set, all in one transaction; the rows of each."""
+
     async def close(self) -> None: ...
 
 
@@ -114,6 +119,14 @@ class DirectSQLite:
                 raise
             connection.execute("COMMIT")
             return result
+
+    async def execute_each(
+        self, statement: ClauseElement, each: Sequence[Mapping[str, Any]]
+    ) -> list[list[Any]]:
+        async def work(execute: Execute) -> list[list[Any]]:
+            return [list(await execute(statement, params)) for params in each]
+
+        return await self.read(work)
 
     @contextmanager
     def _failures(self) -> Iterator[None]:
@@ -192,6 +205,21 @@ class DirectPostgres:
                     raise
                 await conn.execute("COMMIT")
                 return result
+
+    async def execute_each(
+        self, statement: ClauseElement, each: Sequence[Mapping[str, Any]]
+    ) -> list[list[Any]]:
+        """Pipelined: the whole transaction is one round trip."""
+        with self._failures():
+            pool = await self._connection()
+            async with pool.connection() as conn, conn.transaction(), conn.pipeline():
+                cursors = []
+                for params in each:
+                    sql, values = self._sql(statement, params)
+                    cursor = conn.cursor()
+                    await cursor.execute(sql, values)
+                    cursors.append(cursor)
+                return [list(await cursor.fetchall()) for cursor in cursors]
 
     @contextmanager
     def _failures(self) -> Iterator[None]:

@@ -27,7 +27,12 @@ from sqlalchemy import and_, bindparam, func, select, tuple_
 
 from opencams.store.direct import Execute
 from opencams.store.records import GroupFilter
-from opencams.store.tables import chat_group_counts, chat_group_versions, chat_groups
+from opencams.store.tables import (
+    chat_group_counts,
+    chat_group_versions,
+    chat_groups,
+    participants,
+)
 
 FILTER_FIELDS = ("channel_type", "status", "subject_contains", "group_type", "group_link")
 MAX_LISTS = 1024  # remembered lists per process (number × filter)
@@ -227,3 +232,34 @@ async def read_page(
     if rows:
         lesson.anchors[offset + len(rows)] = (rows[-1][_CREATED_AT], rows[-1][_ID])
     return total, rows, lesson
+
+
+# ListChatGroupParticipants: a live group of the number, its members' count and one page.
+LIVE_GROUP_OF_NUMBER = select(chat_groups.c.id).where(
+    chat_groups.c.id == bindparam("group_id"),
+    chat_groups.c.number_id == bindparam("number_id"),
+    chat_groups.c.deleted_at.is_(None),
+)
+_MEMBER = and_(participants.c.group_id == bindparam("group_id"), participants.c.state == "member")
+MEMBERS_COUNT = select(func.count()).select_from(participants).where(_MEMBER)
+MEMBERS_PAGE = (
+    select(participants.c.wa_id)
+    .where(_MEMBER)
+    .order_by(participants.c.joined_ts, participants.c.join_seq, participants.c.id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+
+
+async def read_members(
+    execute: Execute, number_id: int, group_id: str, offset: int, limit: int
+) -> tuple[int, list[str]] | None:
+    """None when the number has no such live group."""
+    key = {"group_id": group_id}
+    if not await execute(LIVE_GROUP_OF_NUMBER, {**key, "number_id": number_id}):
+        return None
+    total = int((await execute(MEMBERS_COUNT, key))[0][0])
+    if offset >= total:
+        return total, []
+    rows = await execute(MEMBERS_PAGE, {**key, "offset": offset, "limit": limit})
+    return total, [row[0] for row in rows]

@@ -170,29 +170,6 @@ async def members(
     return {r.wa_id for r in (await conn.execute(query)).all()}
 
 
-async def list_members(
-    conn: AsyncConnection, group_id: str, offset: int, limit: int
-) -> tuple[int, list[str]]:
-    where = and_(participants.c.group_id == group_id, participants.c.state == MEMBER)
-    total = int(
-        (
-            await conn.execute(select(func.count()).select_from(participants).where(where))
-        ).scalar_one()
-    )
-    if offset >= total:
-        return total, []
-    rows = (
-        await conn.execute(
-            select(participants.c.wa_id)
-            .where(where)
-            .order_by(participants.c.joined_ts, participants.c.join_seq, participants.c.id)
-            .limit(limit)
-            .offset(offset)
-        )
-    ).all()
-    return total, [r.wa_id for r in rows]
-
-
 async def set_membership(
     conn: AsyncConnection, group_id: str, wa_id: str, state: str, event_ts: int
 ) -> bool:

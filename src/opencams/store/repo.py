@@ -27,6 +27,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opencams.store import listing
+from opencams.store.batch import GroupCommit
 from opencams.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
 from opencams.store.direct import Direct, DirectPostgres, DirectSQLite, Execute
 from opencams.store.errors import StoreRejected, StoreUnavailable
@@ -172,6 +173,19 @@ LIVE_GROUPS_QUERY = select(func.coalesce(func.sum(chat_group_counts.c.listed), 0
 )
 
 
+PARKED_EVENTS_QUERY = (
+    select(webhook_events.c.id, webhook_events.c.payload)
+    .where(
+        or_(
+            webhook_events.c.meta_request_id == bindparam("request_id"),
+            webhook_events.c.meta_group_id == bindparam("meta_group_id"),
+        ),
+        webhook_events.c.state == "parked",
+    )
+    .order_by(webhook_events.c.received_at, webhook_events.c.id)
+)
+
+
 def _nonce_upsert(dialect: str) -> Any:
     """Insert a nonce, or take over an expired record of it; returns a row only if it did."""
     dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -196,6 +210,7 @@ class Store:
         self._direct = direct_for(engine)
         self._inline = isinstance(self._direct, DirectSQLite)
         self._lists = listing.ListMemory()
+        self._nonces: GroupCommit[dict[str, Any], bool] = GroupCommit(self._write_nonces)
 
     async def dispose(self) -> None:
         if self._direct is not None:
@@ -265,11 +280,21 @@ class Store:
 
         One statement: insert, or take over an expired record of the same nonce; an unexpired
         one is left alone and nothing is returned (rowcount is not reliable here: psycopg
-        reports -1 for an upsert)."""
+        reports -1 for an upsert). Written with the other nonces of the same turn of the event
+        loop, in one transaction (store.batch)."""
         now = now_ms()
-        params = {"key_id": key_id, "nonce": nonce, "now": now, "expires": now + ttl_ms}
-        rows = await self.rows(self._nonce_upsert, params)
-        return bool(rows)
+        return await self._nonces(
+            {"key_id": key_id, "nonce": nonce, "now": now, "expires": now + ttl_ms}
+        )
+
+    async def _write_nonces(self, each: Sequence[dict[str, Any]]) -> list[bool]:
+        """The nonces of one turn of the loop (batch.GroupCommit), in one transaction; a nonce
+        given twice in it is fresh only the first time."""
+        if self._direct is not None:
+            found = await self._direct.execute_each(self._nonce_upsert, each)
+            return [bool(rows) for rows in found]
+        async with self.tx() as conn:
+            return [bool((await conn.execute(self._nonce_upsert, p)).all()) for p in each]
 
     async def prune_nonces(self) -> int:
         async with self.tx() as conn:
@@ -360,6 +385,15 @@ class Store:
         number = flt.business_number
         return total, [GroupRecord(row[0], row[1], number, *row[2:]) for row in rows]
 
+    async def group_members(
+        self, number_id: int, group_id: str, offset: int, limit: int
+    ) -> tuple[int, list[str]] | None:
+        """A page of a live group's members (in joining order) and their number; None when the
+        number has no such live group."""
+        return await self.read(
+            lambda execute: listing.read_members(execute, number_id, group_id, offset, limit)
+        )
+
     async def _list_version(self, number_id: int) -> int:
         rows = await self.rows(listing.VERSION_QUERY, {"number_id": number_id})
         return int(rows[0][0]) if rows else 0
@@ -392,22 +426,13 @@ class Store:
         self, *, request_id: str | None = None, meta_group_id: str | None = None
     ) -> list[tuple[str, str]]:
         """Parked events naming this request or this Meta group, oldest first."""
-        conditions = []
-        if request_id is not None:
-            conditions.append(webhook_events.c.meta_request_id == request_id)
-        if meta_group_id is not None:
-            conditions.append(webhook_events.c.meta_group_id == meta_group_id)
-        if not conditions:
+        if request_id is None and meta_group_id is None:
             return []
-        async with self.tx() as conn:
-            rows = (
-                await conn.execute(
-                    select(webhook_events.c.id, webhook_events.c.payload)
-                    .where(or_(*conditions), webhook_events.c.state == "parked")
-                    .order_by(webhook_events.c.received_at, webhook_events.c.id)
-                )
-            ).all()
-        return [(r.id, r.payload) for r in rows]
+        # A None compares equal to nothing: only the given one matches.
+        rows = await self.rows(
+            PARKED_EVENTS_QUERY, {"request_id": request_id, "meta_group_id": meta_group_id}
+        )
+        return [(row[0], row[1]) for row in rows]
 
     async def event_exists(self, event_id: str) -> bool:
         async with self.tx() as conn:
