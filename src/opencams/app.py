@@ -194,6 +194,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         graph_base,
         timeout=settings.graph_timeout_seconds,
         max_attempts=settings.graph_max_attempts,
+        max_connections=settings.graph_max_connections,
         backoff=settings.graph_backoff_seconds,
         breaker=Breaker(
             failures=settings.graph_breaker_failures, cool_down=settings.graph_breaker_seconds

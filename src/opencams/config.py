@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     # Graph connector.
     graph_timeout_seconds: float = Field(default=10.0, gt=0)
     graph_max_attempts: int = Field(default=3, ge=1, le=10)
+    graph_max_connections: int = Field(default=16, ge=1, le=1000)
     graph_backoff_seconds: float = Field(default=0.2, ge=0)
     graph_breaker_failures: int = Field(default=5, ge=1)
     graph_breaker_seconds: float = Field(default=30.0, ge=0)

@@ -69,6 +69,7 @@ class GraphClient:
         *,
         timeout: float = 10.0,
         max_attempts: int = 3,
+        max_connections: int = 16,
         backoff: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
         breaker: Breaker | None = None,
@@ -76,9 +77,13 @@ class GraphClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             timeout=httpx.Timeout(timeout),
-            # Keep as many connections alive as may be in use: under load, httpx's default of
-            # 20 would close and reopen connections call after call.
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+            # All kept alive (httpx keeps 20 by default: under load the rest would be closed
+            # and reopened call after call). Not many more: httpcore scans every pooled
+            # connection for each request it places, which costs more than it saves with
+            # hundreds; calls beyond the limit wait for a free connection.
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
             transport=transport,
             headers={"user-agent": "opencams"},
         )

@@ -58,28 +58,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# GroupRecord's columns, in its order: the list's, with the number's own after number_id.
 GROUP_COLUMNS = (
-    chat_groups.c.id,
-    chat_groups.c.number_id,
+    *listing.LIST_COLUMNS[:2],
     business_numbers.c.number.label("business_number"),
-    chat_groups.c.channel_type,
-    chat_groups.c.subject,
-    chat_groups.c.description,
-    chat_groups.c.status,
-    chat_groups.c.meta_group_id,
-    chat_groups.c.invite_link,
-    chat_groups.c.profile_picture_url,
-    chat_groups.c.participant_count,
-    chat_groups.c.group_type,
-    chat_groups.c.group_link,
-    chat_groups.c.business_role,
-    chat_groups.c.join_approval_mode,
-    chat_groups.c.failure_reason,
-    chat_groups.c.picture_sha256,
-    chat_groups.c.suspension_ts,
-    chat_groups.c.created_at,
-    chat_groups.c.updated_at,
-    chat_groups.c.deleted_at,
+    *listing.LIST_COLUMNS[2:],
 )
 
 
