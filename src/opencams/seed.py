@@ -501,6 +501,10 @@ def seed(
                 writer.query("PRAGMA cache_size=-262144")  # 256 MiB
                 # Consistent by construction: every reference is to a row just written or read.
                 writer.query("PRAGMA foreign_keys=OFF")
+                # The transaction starts here, not at the first insert (sqlite3's default): the
+                # triggers dropped below come back if anything fails, and no other writer can
+                # slip a change past them meanwhile.
+                writer.query("BEGIN IMMEDIATE")
             else:
                 writer.relax_foreign_keys()
             suspended = writer.suspend_triggers("chat_groups")

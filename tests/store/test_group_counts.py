@@ -196,4 +196,27 @@ def test_the_bulk_seeder_leaves_counts_and_versions_right(
     assert sorted(map(tuple, real)) == sorted(map(tuple, kept))
     assert len(real) > 4
     assert set(versions) == {number_id for number_id, *_ in real}
-    assert triggers == 6 if migrated_url.startswith("sqlite") else 2  # still there after
+    assert triggers == (6 if migrated_url.startswith("sqlite") else 2)  # still there after
+
+
+def test_a_failed_seed_leaves_the_triggers(migrated_url: str) -> None:
+    import pytest
+
+    from opencams.config import Settings
+    from opencams.seed import SeedError, SeedPlan, seed
+
+    _tenancy(migrated_url)
+    settings = Settings(database_url=migrated_url, secret_key="k" * 32)
+    with pytest.raises(SeedError):
+        seed(settings, SeedPlan(space_id="no-such-space", groups=10, numbers=1))
+    engine = db.make_sync_engine(migrated_url)
+    with engine.connect() as conn:
+        triggers = conn.execute(
+            text(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+                if conn.dialect.name == "sqlite"
+                else "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"
+            )
+        ).scalar_one()
+    engine.dispose()
+    assert triggers == (6 if migrated_url.startswith("sqlite") else 2)

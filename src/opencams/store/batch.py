@@ -52,6 +52,18 @@ class GroupCommit(Generic[P, R]):
             if not isinstance(exc, Exception):
                 raise
             return
+        if len(results) != len(batch):
+            error = RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():  # its caller may have gone (cancelled)
                 future.set_result(result)
+
+    async def drain(self) -> None:
+        """Write what is pending and wait for the writes under way (at shutdown)."""
+        self._start()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -16,6 +16,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -65,14 +67,10 @@ def make_async_engine(url: str) -> AsyncEngine:
     # Every use of the engine is `engine.begin()` (Store.tx), which always ends its transaction;
     # the pool's extra rollback on return would only cost a round trip per request.
     if async_url.startswith("sqlite"):
-        parsed = make_url(async_url)
+        target, options = sqlite_target(async_url)
         engine = create_async_engine(
             async_url,
-            async_creator=inline_sqlite.connector(
-                parsed.database or ":memory:",
-                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
-                uri=parsed.query.get("uri") == "true",
-            ),
+            async_creator=inline_sqlite.connector(target, **options),
             pool_reset_on_return=None,
         )
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
@@ -80,6 +78,27 @@ def make_async_engine(url: str) -> AsyncEngine:
     return create_async_engine(
         async_url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_reset_on_return=None
     )
+
+
+def sqlite_target(url: str) -> tuple[str, dict[str, Any]]:
+    """What sqlite3.connect needs for a SQLite URL, as SQLAlchemy's own driver reads it (a
+    `file:` URI with all its query parameters when `uri=true`), with the busy timeout."""
+    args, kwargs = SQLiteDialect_pysqlite().create_connect_args(make_url(url))
+    options = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "uri": bool(kwargs.get("uri"))}
+    return str(args[0]) if args else ":memory:", options
+
+
+def sqlite_in_memory(target: str) -> bool:
+    return (
+        target in ("", ":memory:") or "mode=memory" in target or target.startswith("file::memory:")
+    )
+
+
+def postgresql_connect_args(url: str) -> dict[str, Any]:
+    """libpq connection parameters of a PostgreSQL URL, as SQLAlchemy's psycopg driver reads
+    them (escaped user names, options with spaces, query parameters)."""
+    _, kwargs = PGDialect_psycopg().create_connect_args(make_url(url))  # type: ignore[no-untyped-call]
+    return dict(kwargs)
 
 
 def make_sync_engine(url: str) -> Engine:

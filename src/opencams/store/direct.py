@@ -10,9 +10,9 @@ dialect — run on connections of the store's own:
 - SQLite: one `sqlite3` connection, on the event loop's thread (see inline_sqlite for why that is
   safe: nothing awaits between a statement and its commit, so two uses never interleave).
 - PostgreSQL: a psycopg_pool pool of autocommit connections: a lone statement is one round trip;
-  a unit of work is one transaction (REPEATABLE READ, read only: one snapshot). A connection that
-  fails is dropped, and the pool checks its idle connections once, so a restarted database is
-  picked up again without a pre-ping per use.
+  a unit of work is one transaction (REPEATABLE READ, read only: one snapshot). A read on a
+  connection that turns out dead (killed while idle, the database restarted) is tried once more
+  after the pool has checked its idle connections: no pre-ping per use.
 
 Errors are mapped as Store.tx maps them: an unreachable, locked or restarting database is
 StoreUnavailable, a value the database refuses is StoreRejected.
@@ -24,7 +24,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Protocol, TypeVar
 
 import psycopg
@@ -77,16 +77,19 @@ class _Compiled:
 
 
 class DirectSQLite:
-    def __init__(self, database: str, *, timeout: float, uri: bool, setup: Callable[[Any], None]):
-        self._database = database
+    def __init__(self, target: str, *, timeout: float, uri: bool, setup: Callable[[Any], None]):
+        self._database = target
         self._timeout = timeout
         self._uri = uri
         self._setup = setup
         self._connection: sqlite3.Connection | None = None
+        self._closed = False
         self._compiled = _Compiled(sqlite_dialect.dialect())
 
     def _conn(self) -> sqlite3.Connection:
         if self._connection is None:
+            if self._closed:
+                raise sqlite3.InterfaceError("the store is closed")
             connection = sqlite3.connect(
                 self._database,
                 timeout=self._timeout,
@@ -111,11 +114,15 @@ class DirectSQLite:
     async def read(self, work: Callable[[Execute], Awaitable[T]]) -> T:
         with self._failures():
             connection = self._conn()
+            if connection.in_transaction:
+                # Only if a unit of work awaited something real, or read inside a read.
+                raise RuntimeError("DirectSQLite.read entered while a transaction is open")
             connection.execute("BEGIN")
             try:
                 result = await work(self._execute)
             except BaseException:
-                connection.execute("ROLLBACK")
+                with suppress(sqlite3.Error):  # the original failure is the one to report
+                    connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
             return result
@@ -147,19 +154,26 @@ class DirectSQLite:
                 self._connection = None
 
     async def close(self) -> None:
+        self._closed = True
         self._reset()
 
 
 class DirectPostgres:
-    def __init__(self, conninfo: str, *, max_size: int = 10, timeout: float = 10.0) -> None:
+    def __init__(
+        self, connect_args: Mapping[str, Any], *, max_size: int = 10, timeout: float = 3.0
+    ) -> None:
+        # `timeout`: how long a request waits for a connection (the database being down, the
+        # pool exhausted) before it is answered ServiceUnavailable.
         self._pool = psycopg_pool.AsyncConnectionPool(
-            conninfo,
+            "",
             min_size=1,
             max_size=max_size,
             timeout=timeout,
             kwargs={
-                "autocommit": True,
                 "connect_timeout": max(1, int(timeout)),
+                **connect_args,
+                "autocommit": True,
+                # No server-side prepared statements: safe behind transaction-pooling proxies.
                 "prepare_threshold": None,
             },
             open=False,
@@ -180,15 +194,21 @@ class DirectPostgres:
         return self._pool
 
     async def execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        """For reads only: a connection that turns out dead (killed while idle, the database
+        restarted) is dropped and the statement tried once more on another."""
         sql, values = self._sql(statement, params)
-        with self._failures():
+
+        async def once() -> list[Any]:
             pool = await self._connection()
             async with pool.connection() as conn:
                 cursor = await conn.execute(sql, values)
                 return await cursor.fetchall() if cursor.description else []
 
-    async def read(self, work: Callable[[Execute], Awaitable[T]]) -> T:
         with self._failures():
+            return await self._retried(once)
+
+    async def read(self, work: Callable[[Execute], Awaitable[T]]) -> T:
+        async def once() -> T:
             pool = await self._connection()
             async with pool.connection() as conn:
 
@@ -201,10 +221,30 @@ class DirectPostgres:
                 try:
                     result = await work(execute)
                 except BaseException:
-                    await conn.execute("ROLLBACK")
+                    with suppress(psycopg.Error):  # the original failure is the one to report
+                        await conn.execute("ROLLBACK")
                     raise
                 await conn.execute("COMMIT")
                 return result
+
+        with self._failures():
+            return await self._retried(once)
+
+    async def _retried(self, once: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await once()
+        except psycopg.OperationalError as exc:
+            if isinstance(
+                exc,
+                psycopg_pool.PoolTimeout
+                | psycopg_pool.PoolClosed
+                | psycopg.errors.DeadlockDetected
+                | psycopg.errors.QueryCanceled,
+            ):
+                raise  # no connection to be had, or not the connection's fault
+            # The idle connections may be as dead as this one: checked (and dropped) first.
+            await self._check()
+            return await once()
 
     async def execute_each(
         self, statement: ClauseElement, each: Sequence[Mapping[str, Any]]
@@ -212,7 +252,7 @@ class DirectPostgres:
         """Pipelined: the whole transaction is one round trip."""
         with self._failures():
             pool = await self._connection()
-            async with pool.connection() as conn, conn.transaction(), conn.pipeline():
+            async with pool.connection() as conn, conn.pipeline(), conn.transaction():
                 cursors = []
                 for params in each:
                     sql, values = self._sql(statement, params)
@@ -225,18 +265,20 @@ class DirectPostgres:
     def _failures(self) -> Iterator[None]:
         try:
             yield
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            raise StoreUnavailable(str(exc)) from exc  # a conflict: worth trying again
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
             self._check_soon()
             raise StoreUnavailable(str(exc)) from exc
         except psycopg.DataError as exc:
             raise StoreRejected(str(exc)) from exc
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     def _check_soon(self) -> None:
         """A connection failed (the pool drops it): test the idle ones too, once, in the
         background, so that a restarted database costs one failed request, not one per
         pooled connection."""
+        if self._pool.closed:
+            return
         if self._checking is None or self._checking.done():
             self._checking = asyncio.get_running_loop().create_task(self._check())
 
@@ -249,5 +291,7 @@ class DirectPostgres:
     async def close(self) -> None:
         if self._checking is not None:
             self._checking.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._checking
         if self._opened:
             await self._pool.close()

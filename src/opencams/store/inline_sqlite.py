@@ -9,9 +9,11 @@ thread: each call runs at once and returns a completed awaitable. SQLAlchemy use
 
 Why blocking the loop is safe here: a transaction's statements run one after the other without
 giving the loop a turn (their awaits complete at once), so two transactions of this process never
-interleave and never wait for each other's locks. Only another process (a second worker, the
-CLI) can hold SQLite's write lock; then the writer waits for it (the busy timeout), as SQLite
-writers do, and such locks last as long as one short transaction. Readers never wait (WAL).
+interleave and never wait for each other's locks (Store.tx logs an error if one ever does). Only
+another process can hold SQLite's write lock: a second worker holds it for one short
+transaction; a bulk tool (`opencams dev seed`, a large `opencams apply`) for as long as it runs,
+and meanwhile a writing request waits, loop and all, up to the busy timeout — run those while
+the server is idle (docs/configuration.md). Readers never wait (WAL).
 """
 
 from __future__ import annotations
@@ -136,13 +138,13 @@ class InlineConnection:
             self._connection = None
 
 
-def connector(database: str, *, timeout: float, uri: bool = False) -> Callable[[], Any]:
+def connector(target: str, *, timeout: float, uri: bool = False) -> Callable[[], Any]:
     """An `async_creator` for `create_async_engine`: a new inline connection per call."""
 
     async def connect() -> InlineConnection:
         # check_same_thread off: the pool may close a connection from another thread (at exit).
         return InlineConnection(
-            sqlite3.connect(database, timeout=timeout, uri=uri, check_same_thread=False)
+            sqlite3.connect(target, timeout=timeout, uri=uri, check_same_thread=False)
         )
 
     return connect

@@ -28,7 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opencams.store import listing
 from opencams.store.batch import GroupCommit
-from opencams.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
+from opencams.store.db import (
+    postgresql_connect_args,
+    sqlite_in_memory,
+    sqlite_pragmas,
+    sqlite_target,
+)
 from opencams.store.direct import Direct, DirectPostgres, DirectSQLite, Execute
 from opencams.store.errors import StoreRejected, StoreUnavailable
 from opencams.store.records import (
@@ -134,19 +139,14 @@ def _no_turns_while_open() -> Iterator[None]:
 def direct_for(engine: AsyncEngine) -> Direct | None:
     """The store's own connections for its hot statements (store.direct): SQLite file databases
     and PostgreSQL; None for an in-memory SQLite database (its connections are each their own)."""
-    url = engine.url
-    if url.get_backend_name() == "postgresql":
-        return DirectPostgres(
-            url.set(drivername="postgresql").render_as_string(hide_password=False)
-        )
-    database = url.database or ""
-    if database in ("", ":memory:"):
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.url.get_backend_name() == "postgresql":
+        return DirectPostgres(postgresql_connect_args(url))
+    target, options = sqlite_target(url)
+    if sqlite_in_memory(target):
         return None
     return DirectSQLite(
-        database,
-        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
-        uri=url.query.get("uri") == "true",
-        setup=lambda connection: sqlite_pragmas(connection, None),
+        target, setup=lambda connection: sqlite_pragmas(connection, None), **options
     )
 
 
@@ -196,9 +196,12 @@ class Store:
         self._nonces: GroupCommit[dict[str, Any], bool] = GroupCommit(self._write_nonces)
 
     async def dispose(self) -> None:
-        if self._direct is not None:
-            await self._direct.close()
-        await self.engine.dispose()
+        try:
+            await self._nonces.drain()
+            if self._direct is not None:
+                await self._direct.close()
+        finally:
+            await self.engine.dispose()
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
