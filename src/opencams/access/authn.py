@@ -19,7 +19,7 @@ from opencams.rpc.errors import (
     InvalidSecurityTokenMismatch,
     SignatureNonceUsed,
 )
-from opencams.rpc.signature import SignatureClaim, check_timestamp, parse_timestamp
+from opencams.rpc.signature import SignatureClaim, check_timestamp
 from opencams.store import access_queries
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
@@ -46,14 +46,13 @@ class Authenticator:
 
     async def authenticate(self, claim: SignatureClaim, now: datetime | None = None) -> Caller:
         current = now or datetime.now(UTC)
-        check_timestamp(claim.timestamp, current, self._tolerance)
+        stamp = check_timestamp(claim.timestamp, current, self._tolerance)
         if claim.access_key_id.startswith(STS_PREFIX) and self._tokens is not None:
             caller = await self._temporary(claim)
         else:
             caller = await self._long_term(claim)
         # The nonce must stay used for as long as its request is acceptable: a request dated in
         # the future is acceptable until its own time plus the tolerance, not only from now.
-        stamp = parse_timestamp(claim.timestamp)
         lifetime_ms = self._nonce_ttl_ms + max(0, int((stamp - current).total_seconds() * 1000))
         if not await self._store.use_nonce(claim.access_key_id, claim.nonce, lifetime_ms):
             raise SignatureNonceUsed()

@@ -57,13 +57,12 @@ def _policies(attached: list[tuple[str, str | None]]) -> list[Policy]:
 
 def _current_time() -> str:
     """acs:CurrentTime, formatted once per second."""
-    second = int(time.time())
-    if _clock[0] != second:
-        _clock[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
-    return str(_clock[1])
+    return _formatted_second(int(time.time()))
 
 
-_clock: list[int | str] = [-1, ""]
+@lru_cache(maxsize=2)
+def _formatted_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def resource_of(account_id: str) -> str:

@@ -103,7 +103,8 @@ def parse_timestamp(value: str) -> datetime:
     raise InvalidTimeStampFormat()
 
 
-def check_timestamp(value: str, now: datetime, tolerance_seconds: int) -> None:
+def check_timestamp(value: str, now: datetime, tolerance_seconds: int) -> datetime:
+    """The request time, if within the tolerance of `now`."""
     stamp = parse_timestamp(value)
     skew = abs((now - stamp).total_seconds())
     if skew > tolerance_seconds:
@@ -111,6 +112,7 @@ def check_timestamp(value: str, now: datetime, tolerance_seconds: int) -> None:
             f" The request time {value} differs from the server time "
             f"{now.strftime('%Y-%m-%dT%H:%M:%SZ')} by more than {tolerance_seconds // 60} minutes."
         )
+    return stamp
 
 
 def _parse_authorization(value: str) -> tuple[str, str, list[str], str]:

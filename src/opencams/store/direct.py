@@ -112,6 +112,18 @@ class DirectSQLite:
             return await self._execute(statement, params)
 
     async def read(self, work: Callable[[Execute], Awaitable[T]]) -> T:
+        return await self._transaction(work)
+
+    async def execute_each(
+        self, statement: ClauseElement, each: Sequence[Mapping[str, Any]]
+    ) -> list[list[Any]]:
+        async def work(execute: Execute) -> list[list[Any]]:
+            return [list(await execute(statement, params)) for params in each]
+
+        return await self._transaction(work)
+
+    async def _transaction(self, work: Callable[[Execute], Awaitable[T]]) -> T:
+        """BEGIN (deferred: SQLite takes the write lock at the first write) … COMMIT."""
         with self._failures():
             connection = self._conn()
             if connection.in_transaction:
@@ -126,14 +138,6 @@ class DirectSQLite:
                 raise
             connection.execute("COMMIT")
             return result
-
-    async def execute_each(
-        self, statement: ClauseElement, each: Sequence[Mapping[str, Any]]
-    ) -> list[list[Any]]:
-        async def work(execute: Execute) -> list[list[Any]]:
-            return [list(await execute(statement, params)) for params in each]
-
-        return await self.read(work)
 
     @contextmanager
     def _failures(self) -> Iterator[None]:

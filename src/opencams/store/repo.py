@@ -228,7 +228,8 @@ class Store:
     async def read(self, work: Callable[[Execute], Awaitable[T]]) -> T:
         """`await work(execute)` in one read-only transaction (one snapshot); `execute(statement,
         params)` returns all rows. The hot reads use this: on the store's direct connections,
-        or (an in-memory SQLite database) in one SQLAlchemy transaction."""
+        or (an in-memory SQLite database) in one SQLAlchemy transaction, which the work, never
+        giving the loop a turn, sees as one snapshot."""
         if self._direct is not None:
             return await self._direct.read(work)
         async with self.tx() as conn:
@@ -363,10 +364,7 @@ class Store:
         total, rows, lesson = await self.read(
             lambda execute: listing.read_page(execute, self._lists, flt, offset, limit)
         )
-        if lesson and (
-            self._direct is not None  # one transaction, one snapshot
-            or await self._list_version(flt.number_id) == lesson.version
-        ):
+        if lesson:  # read in one snapshot with the version it names
             self._lists.keep(lesson)
         number = flt.business_number
         return total, [GroupRecord(row[0], row[1], number, *row[2:]) for row in rows]
@@ -379,10 +377,6 @@ class Store:
         return await self.read(
             lambda execute: listing.read_members(execute, number_id, group_id, offset, limit)
         )
-
-    async def _list_version(self, number_id: int) -> int:
-        rows = await self.rows(listing.VERSION_QUERY, {"number_id": number_id})
-        return int(rows[0][0]) if rows else 0
 
     async def group(self, group_id: str) -> GroupRecord | None:
         query = (
