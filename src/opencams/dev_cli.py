@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from opencams.config import Settings, load_settings
+from opencams.cli_common import settings_or_exit
 from opencams.seed import SeedError, SeedPlan, seed
 from opencams.store import db
 from opencams.store.crypto import SecretKeyError
@@ -15,14 +15,6 @@ from opencams.store.crypto import SecretKeyError
 dev_app = typer.Typer(
     help="Developer tools: bulk seeding for benchmarks.", no_args_is_help=True, add_completion=False
 )
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ValueError as exc:
-        typer.echo(f"error: invalid settings: {exc}", err=True)
-        raise typer.Exit(2) from exc
 
 
 @dev_app.callback()
@@ -63,7 +55,7 @@ def seed_cmd(
     adds numbers and groups (mixed statuses, subjects, members, invite links) in one transaction.
     Not for production databases: it bypasses Meta.
     """
-    settings = _settings()
+    settings = settings_or_exit()
     plan = SeedPlan(
         space_id=space,
         numbers=numbers,
