@@ -1848,6 +1848,20 @@ def bench_database(
         problems = server.log_problems()
         if problems:
             notes.append(f"server log: {len(problems)} error lines, first: `{problems[0][:200]}`")
+    if backend == "sqlite":
+        # What durability costs (docs/deployment.md): the write path and the read path whose
+        # nonces are group-committed, with synchronous=NORMAL beside the default FULL above.
+        normal_env = server_env(big.database_url, OPENCAMS_SQLITE_SYNCHRONOUS="normal")
+        with serve("uvicorn", normal_env, work, "uvicorn-normal") as server:
+            for key in ("list-p1", "add"):
+                lax = measure([server], all_scenarios[key], load, work, backend, floor.rps)
+                lax.key, lax.title = f"{key}-normal", f"{lax.title}, synchronous=NORMAL"
+                results[lax.key] = lax
+        notes.append(
+            "`list-p1-normal`, `add-normal`: the same as `list-p1` and `add` with "
+            "`OPENCAMS_SQLITE_SYNCHRONOUS=normal`; the others run with the default `full` "
+            "(every commit synced before it is answered)."
+        )
     if profile is not None and "error" not in profile:
         profile["store_costs"] = store_costs(big.database_url)
         profile["plans"] = query_plans(big.database_url)

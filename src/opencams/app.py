@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -37,6 +38,8 @@ from opencams.groups.context import Deps, PictureUnusable
 from opencams.groups.events import apply_event
 from opencams.groups.sync import Syncer
 from opencams.rpc.endpoint import Endpoint, Throttling
+from opencams.rpc.envelope import failure, new_request_id
+from opencams.rpc.errors import GatewayError, InvalidActionNotFound, UnsupportedHTTPMethod
 from opencams.sandbox import SandboxConfig, Simulator
 from opencams.store import db
 from opencams.store.crypto import SecretBox, secret_box
@@ -118,6 +121,9 @@ class WebhookReceiver:
             return JSONResponse(
                 {"received": len(events) + skipped, "outcomes": outcomes, "skipped": skipped}
             )
+        except ClientDisconnect:
+            log.info("webhook delivery abandoned by its sender mid-body")
+            return JSONResponse({"error": "incomplete body"}, status_code=400)
         except StoreUnavailable as exc:
             # Meta retries deliveries that were not acknowledged: nothing is lost.
             log.warning("webhook not applied, database unavailable: %s", exc)
@@ -175,11 +181,22 @@ async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such path, a method a route does not take) as CAMS gateway
+    errors, so that every answer of the server is the JSON envelope."""
+    error: GatewayError = InvalidActionNotFound()
+    if isinstance(exc, HTTPException) and exc.status_code == 405:
+        methods = (exc.headers or {}).get("Allow", "GET").split(", ")
+        error = UnsupportedHTTPMethod(request.method, ", ".join(sorted(set(methods) - {"HEAD"})))
+    return failure(new_request_id(), error, request.headers.get("host", ""))
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     runtime = runtime or Runtime()
     db.check_ready(settings.database_url)
-    store = Store(
-        db.make_async_engine(settings.database_url),
+    store = Store.open(
+        settings.database_url,
+        synchronous=settings.sqlite_synchronous,
         tenancy_cache_seconds=settings.provisioning_cache_seconds,
     )
     box = secret_box(settings)
@@ -273,7 +290,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await graph.aclose()
             await store.dispose()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={404: http_error, 405: http_error}
+    )
 
 
 SELF_URL_ENV = "OPENCAMS_SERVE_SELF_URL"

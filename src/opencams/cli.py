@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 
-from opencams import __version__
+from opencams import __version__, server
 from opencams.access_cli import audit, keys_app, sts_app
 from opencams.cli_common import settings_or_exit
 from opencams.dev_cli import dev_app
@@ -85,16 +84,18 @@ def serve(
     if workers > 1:
         os.environ[SELF_URL_ENV] = self_url
         application = "opencams.app:factory"
-    uvicorn.run(
+    server.run(
         application,
+        server.ServeOptions(
+            host=host,
+            port=port,
+            log_level=log_level,
+            keep_alive_seconds=settings.keep_alive_seconds,
+            tls_cert=str(tls_cert) if tls_cert else None,
+            tls_key=str(tls_key) if tls_key else None,
+            workers=workers,
+        ),
         factory=workers > 1,
-        workers=workers if workers > 1 else None,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
     )
 
 

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     auth_mode: Literal["enforce", "soft"] = "enforce"
     trusted_proxies: str = ""
+    # How long an idle keep-alive connection stays open: above client pools' idle times
+    # (opencams.server, docs/deployment.md).
+    keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
+    # SQLite durability (store.db.sqlite_setup): full = a commit answered OK survives power loss.
+    sqlite_synchronous: Literal["full", "normal"] = "full"
 
     # Wire tolerances (contract section 3).
     timestamp_tolerance_seconds: int = 900

@@ -945,17 +945,17 @@ MALFORMED: list[tuple[str, Any, str]] = [
     (
         "action-no-service",
         bad(allow("ListChatGroup")),
-        'Statement[1].Action: invalid action "ListChatGroup", expected "*" or "<service>:<action>" (service: lowercase letters, digits, "-"; action: letters, digits, "*", "?")',
+        'Statement[1].Action: invalid action "ListChatGroup", expected "*" or "<service>:<action>" (service: letters, digits, "-"; action: letters, digits, "*", "?"; not case-sensitive)',
     ),
     (
-        "action-uppercase-service",
-        bad(allow(["cams:List*", "CAMS:Get*"])),
-        'Statement[1].Action[1]: invalid action "CAMS:Get*", expected "*" or "<service>:<action>" (service: lowercase letters, digits, "-"; action: letters, digits, "*", "?")',
+        "action-empty-part",
+        bad(allow(["cams:List*", "CAMS:"])),
+        'Statement[1].Action[1]: invalid action "CAMS:", expected "*" or "<service>:<action>" (service: letters, digits, "-"; action: letters, digits, "*", "?"; not case-sensitive)',
     ),
     (
         "notaction-bad-character",
         bad({"Effect": "Deny", "NotAction": ["cams:Delete-Chat"], "Resource": "*"}),
-        'Statement[1].NotAction[0]: invalid action "cams:Delete-Chat", expected "*" or "<service>:<action>" (service: lowercase letters, digits, "-"; action: letters, digits, "*", "?")',
+        'Statement[1].NotAction[0]: invalid action "cams:Delete-Chat", expected "*" or "<service>:<action>" (service: letters, digits, "-"; action: letters, digits, "*", "?"; not case-sensitive)',
     ),
     (
         "resource-missing",
@@ -1110,3 +1110,24 @@ def test_module_is_self_contained() -> None:
             assert not (node.module or "").startswith("opencams")
         elif isinstance(node, ast.Import):
             assert not any(alias.name.startswith("opencams") for alias in node.names)
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["CAMS:listchatgroup", "cams:ListChatGroup", "CAMS:List*", "Cams:ListChatGrou?", "cAmS:*"],
+)
+def test_action_values_match_in_either_case(action: str) -> None:
+    """RAM documents Action values as case-insensitive, the service part included."""
+    ctx = RequestContext("cams:ListChatGroup", RES, {})
+    other = RequestContext("cams:AddChatGroup", RES, {})
+    allowed = pol("p", allow(action))
+    assert evaluate([allowed], ctx).allowed
+    assert evaluate([allowed], other).allowed is (action.lower() == "cams:*")
+    # NotAction: everything but the named action.
+    everything_else = pol("n", {"Effect": "Allow", "NotAction": action, "Resource": "*"})
+    assert not evaluate([everything_else], ctx).allowed
+    # A session policy narrows a role's policies the same way.
+    session = pol("s", allow(action), kind="Session")
+    assert evaluate_layers([[FULL], [session]], ctx).allowed
+    denied = pol("d", deny(action))
+    assert evaluate([FULL, denied], ctx).explicit_deny

@@ -372,7 +372,7 @@ def test_fail_next_webhook(url: str, receiver: Receiver) -> None:
     answer = ok(cli("fail-next", "delete", "--code", "131000", "--webhook", "--url", url))
     assert answer == {"operation": "delete", "code": 131000, "mode": "webhook"}
     with graph(url) as http:
-        assert http.delete(f"/{group['group_id']}").json() == {"success": True}
+        assert http.delete(f"/{group['group_id']}").json()["success"] is True
     ok(cli("webhooks", "flush", "--url", url))
     hook = receiver.received[-1].group
     assert hook["type"] == "group_delete"

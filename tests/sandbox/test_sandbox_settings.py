@@ -168,9 +168,11 @@ async def test_delete_group(client: httpx.AsyncClient, receiver: Receiver) -> No
     await join(client, group["invite_link"], "8613900000001")
     response = await client.delete(graph(gid))
     assert response.status_code == 200
-    assert response.json() == {"success": True}
+    # Meta's clients read the request id from the answer: it is the webhook's.
+    assert response.json() == {"success": True, "request_id": response.json()["request_id"]}
     hook = await next_hook(receiver, "group_delete")
     assert hook["group_id"] == gid
+    assert hook["request_id"] == response.json()["request_id"]
     assert len(hook["request_id"]) == 15
     assert "errors" not in hook
     [received] = receiver.of_type("group_delete")

@@ -80,3 +80,28 @@ async def test_postgresql_idle_connection_killed(migrated_url: str) -> None:
             assert (await conn.execute(text("SHOW statement_timeout"))).scalar_one() == "0"
     finally:
         await store.dispose()
+
+
+async def test_sqlite_durability_follows_the_setting(tmp_path: Path) -> None:
+    """Every SQLite connection of a store, the engine's and the direct one, syncs as configured:
+    FULL (2) unless the settings say NORMAL (1)."""
+    from opencams.config import Settings
+
+    url = f"sqlite:///{tmp_path / 'sync.db'}"
+    db.upgrade(url)
+    assert Settings(database_url=url).sqlite_synchronous == "full"
+    for setting, expected in (("full", 2), ("normal", 1)):
+        store = Store.open(url, synchronous=setting)  # type: ignore[arg-type]
+        try:
+            async with store.tx() as conn:
+                engine_level = (await conn.execute(text("PRAGMA synchronous"))).scalar()
+            direct = await store.rows(text("PRAGMA synchronous"), {})
+            assert (engine_level, direct[0][0]) == (expected, expected), setting
+        finally:
+            await store.dispose()
+    sync_engine = db.make_sync_engine(url)
+    try:
+        with sync_engine.connect() as conn:
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # tools: FULL
+    finally:
+        sync_engine.dispose()

@@ -113,7 +113,9 @@ _NEGATED: dict[str, str] = {
 
 _TOP_LEVEL = ("Version", "Statement")
 _STATEMENT_ELEMENTS = ("Sid", "Effect", "Action", "NotAction", "Resource", "Condition")
-_ACTION_RE = re.compile(r"[a-z0-9-]+:[A-Za-z0-9*?]+")
+# Both parts in either case, as RAM documents Action values (matching ignores case):
+# "CAMS:listchatgroup" is "cams:ListChatGroup".
+_ACTION_RE = re.compile(r"[A-Za-z0-9-]+:[A-Za-z0-9*?]+")
 
 
 class PolicyError(ValueError):
@@ -245,7 +247,8 @@ def _parse_actions(value: object, path: str) -> tuple[str, ...]:
         if action != "*" and _ACTION_RE.fullmatch(action) is None:
             raise PolicyError(
                 f'{where}: invalid action {_show(action)}, expected "*" or "<service>:<action>" '
-                '(service: lowercase letters, digits, "-"; action: letters, digits, "*", "?")'
+                '(service: letters, digits, "-"; action: letters, digits, "*", "?"; '
+                "not case-sensitive)"
             )
         actions.append(action)
     return tuple(actions)

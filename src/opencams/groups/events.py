@@ -42,7 +42,13 @@ def _event_from_payload(payload: str) -> GroupEvent:
 
 def _links_group(event: GroupEvent, outcome: Outcome) -> bool:
     """A create that succeeded makes Meta's group id known: events parked on it can go."""
-    return outcome == "applied" and event.type == "group_create" and bool(event.group_id)
+    # A failed create may name a group id too (Meta's example does): it links nothing.
+    return (
+        outcome == "applied"
+        and event.type == "group_create"
+        and bool(event.group_id)
+        and not event.errors
+    )
 
 
 async def apply_event(store: Store, event: GroupEvent) -> Outcome:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from opencams.access.audit import AuditLog
@@ -37,6 +37,7 @@ from opencams.rpc.errors import (
     MissingParameter,
     ServiceUnavailable,
     ThrottlingUser,
+    UnsupportedHTTPMethod,
 )
 from opencams.rpc.params import Params
 from opencams.rpc.signature import SignatureClaim, parse_v1, parse_v3
@@ -47,6 +48,13 @@ from opencams.store.repo import Store
 log = logging.getLogger("opencams.rpc")
 
 MAX_BODY_BYTES = 1 << 20
+# A body over MAX_BODY_BYTES is still read (and dropped) up to this size before the answer, so
+# that the client, still sending, sees the answer instead of a reset connection.
+MAX_DRAINED_BYTES = 16 << 20
+# Starlette routes HEAD with GET; the CAMS endpoint answers GET and POST only.
+METHODS = ("GET", "POST")
+# The audit code of a request whose client went away before its body was complete.
+CLIENT_CLOSED = "ClientClosedRequest"
 FORM_TYPE = "application/x-www-form-urlencoded"
 RATES_TTL_SECONDS = 5.0
 
@@ -112,6 +120,11 @@ class Endpoint:
             if isinstance(error, ForbiddenRAM):
                 outcome.decision, outcome.statement = "deny", error.detail
             response = failure(request_id, error, host)
+        except ClientDisconnect:
+            # The client's fault, not ours: nobody is left to answer, nothing was done.
+            log.info("request %s: the client closed the connection mid-request", request_id)
+            code = CLIENT_CLOSED
+            response = failure(request_id, InvalidParameter("body", "Incomplete."), host)
         except StoreUnavailable as exc:
             log.warning("database unavailable (request %s): %s", request_id, exc)
             code = ServiceUnavailable.code
@@ -146,6 +159,8 @@ class Endpoint:
         )
 
     async def _handle(self, request: Request, request_id: str, outcome: Outcome) -> dict[str, Any]:
+        if request.method not in METHODS:
+            raise UnsupportedHTTPMethod(request.method)
         body = await _read_body(request)
         query = parse_qsl(request.url.query, keep_blank_values=True)
         form: Sequence[tuple[str, str]] = []
@@ -241,6 +256,10 @@ async def _read_body(request: Request) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise InvalidParameter("body", f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+            if size > MAX_DRAINED_BYTES:
+                break  # answered at once; the server closes the connection
+            continue
         chunks.append(chunk)
+    if size > MAX_BODY_BYTES:
+        raise InvalidParameter("body", f"The request body exceeds {MAX_BODY_BYTES} bytes.")
     return b"".join(chunks)

@@ -52,16 +52,15 @@ def success(request_id: str, fields: dict[str, Any]) -> Response:
     )
 
 
-def failure(request_id: str, error: CamsError, host: str) -> Response:
+def failure_body(request_id: str, error: CamsError, host: str) -> dict[str, Any]:
     if isinstance(error, BusinessError):
-        body: dict[str, Any] = {
+        return {
             "RequestId": request_id,
             "Code": error.code,
             "Message": error.message,
             "Success": False,
         }
-        return _response(200, body, request_id)
-    body = {
+    return {
         "RequestId": request_id,
         "HostId": host,
         "Code": error.code,
@@ -69,4 +68,7 @@ def failure(request_id: str, error: CamsError, host: str) -> Response:
         "Recommend": f"{ERRORS_DOC}#{error.code.lower().replace('.', '')}",
         **error.body_extra,
     }
-    return _response(error.status, body, request_id, error.headers)
+
+
+def failure(request_id: str, error: CamsError, host: str) -> Response:
+    return _response(error.status, failure_body(request_id, error, host), request_id, error.headers)

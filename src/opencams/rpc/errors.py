@@ -9,6 +9,7 @@
     │   ├── InvalidSecurityTokenMismatch, InvalidSecurityTokenExpired, InvalidSecurityTokenMalformed
     │   ├── ForbiddenRAM (403 + AccessDeniedDetail), ThrottlingUser (429 + x-acs-retry-after)
     │   ├── STS: EntityNotExistRole, NoPermission, InvalidRoleArn, InvalidDuration, PolicyGrammar
+    │   ├── InvalidRequest (unreadable HTTP), UnsupportedHTTPMethod (405)
     │   ├── InternalError, ServiceUnavailable
     └── BusinessError              HTTP 200, body {RequestId, Code, Message, Success: false}
         ├── PageInvalid, ChannelTypeNotSupport, GroupStatusNotSupport, PhoneNumberError
@@ -132,6 +133,24 @@ class SignatureNonceUsed(GatewayError):
     code = "SignatureNonceUsed"
     status = 400
     template = "Specified signature nonce was used already."
+
+
+class InvalidRequest(GatewayError):
+    """Not HTTP that can be read (a bad chunk size, garbage): answered by the HTTP layer."""
+
+    code = "InvalidRequest"
+    status = 400
+    template = "The request is not well-formed HTTP{detail}."
+
+
+class UnsupportedHTTPMethod(GatewayError):
+    code = "UnsupportedHTTPMethod"
+    status = 405
+    template = "The HTTP method {method} is not supported here: use {allowed}."
+
+    def __init__(self, method: str, allowed: str = "GET, POST") -> None:
+        super().__init__(method=method, allowed=" or ".join(allowed.split(", ")))
+        self.headers = {"allow": allowed}
 
 
 class InternalError(GatewayError):

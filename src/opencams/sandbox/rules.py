@@ -224,7 +224,9 @@ class Rules:
                 "subject": group.subject,
             }
             if rule is not None:
-                # The group never comes to exist, so the failure carries no group_id.
+                # Meta's "group create fail" example names the group id it had reserved, though
+                # the group never comes to exist (docs/simulator.md).
+                item["group_id"] = group.group_id
                 group.status = "failed"
                 group.failure = webhook_error(rule.code, "Injected failure of create")
                 if group.description is not None:
@@ -393,7 +395,9 @@ class Rules:
             return [self.event(group, "group_lifecycle_update", item)]
 
         self.schedule(f"delete {request_id}", run)
-        return {"success": True}
+        # Like every other asynchronous Graph write, the answer names the request that the
+        # group_delete webhook will carry (docs/simulator.md).
+        return {"success": True, "request_id": request_id}
 
     # --- invite link ---------------------------------------------------------------------
 

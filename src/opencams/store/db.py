@@ -8,8 +8,9 @@ so that readers never block the writer and concurrent writers wait instead of fa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
@@ -51,18 +52,30 @@ def _driver_urls(url: str) -> tuple[str, str]:
     )
 
 
-def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash or power loss can
-    # lose the last commits. docs/configuration.md states the trade-off.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+Synchronous = Literal["full", "normal"]
+DEFAULT_SYNCHRONOUS: Synchronous = "full"
 
 
-def make_async_engine(url: str) -> AsyncEngine:
+def sqlite_setup(synchronous: Synchronous = DEFAULT_SYNCHRONOUS) -> Callable[[Any], None]:
+    """What every SQLite connection of opencams runs first.
+
+    `synchronous` (OPENCAMS_SQLITE_SYNCHRONOUS, docs/deployment.md): FULL syncs the WAL on every
+    commit, so a commit answered OK survives a power loss or an operating-system crash; NORMAL
+    syncs only at checkpoints: it survives a killed process, but an OS crash or power loss can
+    lose the last commits (never corrupt the file)."""
+
+    def setup(dbapi_connection: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return setup
+
+
+def make_async_engine(url: str, *, synchronous: Synchronous = DEFAULT_SYNCHRONOUS) -> AsyncEngine:
     async_url, _ = _driver_urls(url)
     # Every use of the engine is `engine.begin()` (Store.tx), which always ends its transaction;
     # the pool's extra rollback on return would only cost a round trip per request.
@@ -73,7 +86,8 @@ def make_async_engine(url: str) -> AsyncEngine:
             async_creator=inline_sqlite.connector(target, **options),
             pool_reset_on_return=None,
         )
-        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        setup = sqlite_setup(synchronous)
+        event.listen(engine.sync_engine, "connect", lambda connection, _record: setup(connection))
         return engine
     return create_async_engine(
         async_url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_reset_on_return=None
@@ -105,7 +119,8 @@ def make_sync_engine(url: str) -> Engine:
     _, sync_url = _driver_urls(url)
     if sync_url.startswith("sqlite"):
         engine = create_engine(sync_url)
-        event.listen(engine, "connect", sqlite_pragmas)
+        setup = sqlite_setup()
+        event.listen(engine, "connect", lambda connection, _record: setup(connection))
         return engine
     return create_engine(sync_url, pool_pre_ping=True)
 

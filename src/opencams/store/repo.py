@@ -29,9 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from opencams.store import listing
 from opencams.store.batch import GroupCommit
 from opencams.store.db import (
+    DEFAULT_SYNCHRONOUS,
+    Synchronous,
+    make_async_engine,
     postgresql_connect_args,
     sqlite_in_memory,
-    sqlite_pragmas,
+    sqlite_setup,
     sqlite_target,
 )
 from opencams.store.direct import Direct, DirectPostgres, DirectSQLite, Execute
@@ -136,7 +139,9 @@ def _no_turns_while_open() -> Iterator[None]:
         state[0] = False
 
 
-def direct_for(engine: AsyncEngine) -> Direct | None:
+def direct_for(
+    engine: AsyncEngine, synchronous: Synchronous = DEFAULT_SYNCHRONOUS
+) -> Direct | None:
     """The store's own connections for its hot statements (store.direct): SQLite file databases
     and PostgreSQL; None for an in-memory SQLite database (its connections are each their own)."""
     url = engine.url.render_as_string(hide_password=False)
@@ -145,9 +150,7 @@ def direct_for(engine: AsyncEngine) -> Direct | None:
     target, options = sqlite_target(url)
     if sqlite_in_memory(target):
         return None
-    return DirectSQLite(
-        target, setup=lambda connection: sqlite_pragmas(connection, None), **options
-    )
+    return DirectSQLite(target, setup=sqlite_setup(synchronous), **options)
 
 
 LIVE_GROUPS_QUERY = select(func.coalesce(func.sum(chat_group_counts.c.listed), 0)).where(
@@ -183,14 +186,35 @@ def _nonce_upsert(dialect: str) -> Any:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine, *, tenancy_cache_seconds: float = 0.0) -> None:
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        synchronous: Synchronous = DEFAULT_SYNCHRONOUS,
+        tenancy_cache_seconds: float = 0.0,
+    ) -> Store:
+        """The store of a database URL; `synchronous`: SQLite's durability (db.sqlite_setup)."""
+        return cls(
+            make_async_engine(url, synchronous=synchronous),
+            tenancy_cache_seconds=tenancy_cache_seconds,
+            synchronous=synchronous,
+        )
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        tenancy_cache_seconds: float = 0.0,
+        synchronous: Synchronous = DEFAULT_SYNCHRONOUS,
+    ) -> None:
         self.engine = engine
         # Space -> number lookups change only through `opencams apply` (which never deletes);
         # a few seconds of caching saves a database round trip on every request.
         self._tenancy_ttl = tenancy_cache_seconds
         self._tenancy: dict[tuple[str, str, str], tuple[float, NumberRecord]] = {}
         self._nonce_upsert = _nonce_upsert(engine.dialect.name)
-        self._direct = direct_for(engine)
+        self._direct = direct_for(engine, synchronous)
         self._inline = isinstance(self._direct, DirectSQLite)
         self._lists = listing.ListMemory()
         self._nonces: GroupCommit[dict[str, Any], bool] = GroupCommit(self._write_nonces)
