@@ -30,6 +30,8 @@ SCENARIOS = (
     "list-1k-in-1k",
     "participants",
     "add",
+    "list-p1-normal",
+    "add-normal",
     "list-p1-2w",
     "granian-floor",
     "granian-list-p1",
