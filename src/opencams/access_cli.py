@@ -164,8 +164,10 @@ def sts_assume_role(
     session_name: Annotated[str, typer.Option(help="RoleSessionName.")] = "opencams-cli",
 ) -> None:
     """Temporary credentials as JSON, as the AssumeRole action returns them."""
-    from opencams.access.sts import Tokens, assume_role
-    from opencams.rpc.errors import CamsError
+    from opencams.access.sts import AssumeRoleRequest, RoleAssumer, Tokens
+    from opencams.errors import CamsError
+    from opencams.identity import Caller
+    from opencams.rpc.render import assumed_role
 
     async def work(store: Store, settings: Settings) -> dict[str, Any]:
         key = await store.access_key(access_key_id)
@@ -175,20 +177,21 @@ def sts_assume_role(
             or secret_box(settings).open(key.secret_enc) != access_key_secret
         ):
             raise PermissionError("the AccessKey is unknown, disabled, or the secret is wrong")
-        return await assume_role(
+        roles = RoleAssumer(
             store,
             Tokens(secret_box(settings, b"sts")),
-            caller_account=key.account_id,
-            caller_type="SubUser" if key.user_name else "Root",
-            caller_user=key.user_name,
-            params={
-                "RoleArn": role_arn,
-                "RoleSessionName": session_name,
-                "DurationSeconds": str(duration),
-                **({"Policy": policy} if policy else {}),
-            },
             min_duration=settings.sts_min_duration_seconds,
         )
+        caller = Caller(
+            account_id=key.account_id,
+            access_key_id=key.id,
+            allowlisted=key.account_allowlisted,
+            principal_type="SubUser" if key.user_name else "Root",
+            principal=key.user_name or key.account_id,
+            user_name=key.user_name,
+        )
+        request = AssumeRoleRequest(role_arn, session_name, str(duration), policy or None)
+        return assumed_role(await roles.assume_role(caller, request))
 
     try:
         result = run_with_store(work)

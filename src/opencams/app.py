@@ -22,28 +22,30 @@ from opencams.access.audit import AuditLog
 from opencams.access.authn import Authenticator
 from opencams.access.authz import Authorizer
 from opencams.access.network import parse_networks
-from opencams.access.sts import Tokens
-from opencams.access.throttle import make_throttle
+from opencams.access.sts import RoleAssumer, Tokens
+from opencams.access.throttle import Throttling, make_throttle
 from opencams.channel.breaker import Breaker
 from opencams.channel.graph import GraphClient
-from opencams.channel.pictures import Picture, PicturePolicy, PictureRejected, fetch_picture
-from opencams.channel.webhooks import (
-    WebhookRejected,
-    handshake_challenge,
-    parse_events,
-    signature_valid,
-)
+from opencams.channel.pictures import PictureFetcher, PicturePolicy
+from opencams.channel.webhooks import handshake_challenge, parse_events, signature_valid
 from opencams.config import Settings
-from opencams.groups.context import Deps, PictureUnusable
+from opencams.errors import (
+    ConfigError,
+    GatewayError,
+    InvalidActionNotFound,
+    StoreRejected,
+    StoreUnavailable,
+    UnsupportedHTTPMethod,
+    WebhookRejected,
+)
+from opencams.groups.context import Deps
 from opencams.groups.events import apply_event
 from opencams.groups.sync import Syncer
-from opencams.rpc.endpoint import Endpoint, Throttling
+from opencams.rpc.endpoint import Endpoint
 from opencams.rpc.envelope import failure, new_request_id
-from opencams.rpc.errors import GatewayError, InvalidActionNotFound, UnsupportedHTTPMethod
 from opencams.sandbox import SandboxConfig, Simulator
 from opencams.store import db
 from opencams.store.crypto import SecretBox, secret_box
-from opencams.store.errors import StoreRejected, StoreUnavailable
 from opencams.store.repo import Store
 
 log = logging.getLogger("opencams")
@@ -57,19 +59,6 @@ class Runtime:
     """Where this server can reach itself (for the built-in simulator's defaults)."""
 
     self_url: str = "http://127.0.0.1:8080"
-
-
-class PictureFetcher:
-    """The domain's picture source: channel.pictures with the configured policy."""
-
-    def __init__(self, policy: PicturePolicy) -> None:
-        self._policy = policy
-
-    async def fetch(self, url: str) -> Picture:
-        try:
-            return await fetch_picture(url, self._policy)
-        except PictureRejected as exc:
-            raise PictureUnusable(exc.reason) from exc
 
 
 class WebhookReceiver:
@@ -145,10 +134,6 @@ async def _capped_body(request: Request) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-class ConfigError(Exception):
-    """Settings that cannot work together."""
 
 
 class LoopbackControls:
@@ -228,14 +213,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     throttle = make_throttle(settings.redis_url)
     audit = AuditLog(store)
     endpoint = Endpoint(
-        Authenticator(
+        authenticator=Authenticator(
             store,
             box,
             tokens,
             timestamp_tolerance_seconds=settings.timestamp_tolerance_seconds,
             nonce_ttl_seconds=settings.nonce_ttl_seconds,
         ),
-        deps,
         authorizer=Authorizer(
             store, mode=settings.auth_mode, cache_seconds=settings.provisioning_cache_seconds
         ),
@@ -246,9 +230,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             action_rates=dict(settings.throttle_rates),
         ),
         audit=audit,
-        tokens=tokens,
+        deps=deps,
+        roles=RoleAssumer(store, tokens, min_duration=settings.sts_min_duration_seconds),
         trusted_proxies=parse_networks(settings.trusted_proxies),
-        sts_min_duration=settings.sts_min_duration_seconds,
     )
     routes: list[Route | Mount] = [
         Route("/", endpoint.__call__, methods=["GET", "POST"]),

@@ -15,10 +15,11 @@ from opencams import __version__, server
 from opencams.access_cli import audit, keys_app, sts_app
 from opencams.cli_common import settings_or_exit
 from opencams.dev_cli import dev_app
-from opencams.provision.apply import ProvisionError, apply, load_file
+from opencams.errors import ProvisionError, SchemaError, SecretKeyError
+from opencams.provision.apply import apply, load_file
 from opencams.sandbox.cli import build_app as build_sandbox_app
 from opencams.store import db
-from opencams.store.crypto import SecretKeyError, secret_box
+from opencams.store.crypto import secret_box
 from opencams.store.repo import Store
 
 app = typer.Typer(
@@ -62,7 +63,8 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         typer.echo("error: --tls-cert and --tls-key go together", err=True)
         raise typer.Exit(2)
-    from opencams.app import SELF_URL_ENV, ConfigError, Runtime, create_app
+    from opencams.app import SELF_URL_ENV, Runtime, create_app
+    from opencams.errors import ConfigError
 
     settings = settings_or_exit()
     self_url = _self_url(host, port, "https" if tls_cert else "http")
@@ -78,7 +80,7 @@ def serve(
         # Built once here even with several workers: a bad setting or schema stops `serve`
         # before any worker starts, with the message on this terminal.
         application: Any = create_app(settings, Runtime(self_url=self_url))
-    except (db.SchemaError, SecretKeyError, ConfigError) as exc:
+    except (SchemaError, SecretKeyError, ConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     if workers > 1:
@@ -128,7 +130,7 @@ def apply_cmd(
         for problem in exc.problems:
             typer.echo(f"  - {problem}", err=True)
         raise typer.Exit(1) from exc
-    except (db.SchemaError, SecretKeyError) as exc:
+    except (SchemaError, SecretKeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
 
@@ -230,7 +232,7 @@ def sync_cmd(
 
     try:
         code = asyncio.run(run())
-    except (db.SchemaError, SecretKeyError) as exc:
+    except (SchemaError, SecretKeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     raise typer.Exit(code)
@@ -242,7 +244,7 @@ def db_upgrade() -> None:
     settings = settings_or_exit()
     try:
         before, after = db.upgrade(settings.database_url)
-    except db.SchemaError as exc:
+    except SchemaError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     if before == after:

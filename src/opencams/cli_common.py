@@ -10,8 +10,8 @@ from typing import TypeVar
 import typer
 
 from opencams.config import Settings, load_settings
+from opencams.errors import SchemaError, SecretKeyError
 from opencams.store import db
-from opencams.store.crypto import SecretKeyError
 from opencams.store.repo import Store
 
 T = TypeVar("T")
@@ -39,6 +39,6 @@ def run_with_store(work: Callable[[Store, Settings], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except (db.SchemaError, SecretKeyError) as exc:
+    except (SchemaError, SecretKeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 
 from opencams.cli_common import settings_or_exit
+from opencams.errors import SchemaError, SecretKeyError
 from opencams.seed import SeedError, SeedPlan, seed
-from opencams.store import db
-from opencams.store.crypto import SecretKeyError
 
 dev_app = typer.Typer(
     help="Developer tools: bulk seeding for benchmarks.", no_args_is_help=True, add_completion=False
@@ -69,7 +68,7 @@ def seed_cmd(
     )
     try:
         report = seed(settings, plan, progress=None if as_json else typer.echo)
-    except (SeedError, db.SchemaError, SecretKeyError) as exc:
+    except (SeedError, SchemaError, SecretKeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     if as_json:

@@ -32,8 +32,8 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from opencams.errors import GatewayError, InvalidParameter, InvalidRequest
 from opencams.rpc.envelope import JSON_TYPE, failure_body, new_request_id, render
-from opencams.rpc.errors import GatewayError, InvalidParameter, InvalidRequest
 
 log = logging.getLogger("opencams.server")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from opencams.channel.breaker import Breaker, CircuitOpen
+from opencams.channel.breaker import Breaker
+from opencams.errors import CircuitOpen
 
 
 def test_opens_after_consecutive_failures_and_recovers_through_one_trial() -> None:

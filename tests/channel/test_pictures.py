@@ -34,11 +34,11 @@ from PIL import Image
 from opencams.channel.pictures import (
     Picture,
     PicturePolicy,
-    PictureRejected,
     check_picture,
     check_target,
     fetch_picture,
 )
+from opencams.errors import PictureUnusable
 
 LOCAL = PicturePolicy(allow_private=True)
 SIX_MB = 6 * 1024 * 1024
@@ -274,7 +274,7 @@ async def _refused(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> str:
-    with pytest.raises(PictureRejected) as caught:
+    with pytest.raises(PictureUnusable) as caught:
         await fetch_picture(url, policy, transport=transport)
     assert caught.value.reason == str(caught.value)
     return caught.value.reason
@@ -308,19 +308,19 @@ def test_check_picture_accepts_square_jpeg() -> None:
     ],
 )
 def test_check_picture_refusals(data: bytes, reason: str) -> None:
-    with pytest.raises(PictureRejected, match=reason):
+    with pytest.raises(PictureUnusable, match=reason):
         check_picture(data, PicturePolicy())
 
 
 def test_check_picture_honours_policy_min_side() -> None:
     assert check_picture(FILES["small.jpg"], PicturePolicy(min_side=191)).width == 191
-    with pytest.raises(PictureRejected, match="at least 513x513"):
+    with pytest.raises(PictureUnusable, match="at least 513x513"):
         check_picture(OK_512, PicturePolicy(min_side=513))
 
 
 def test_decompression_bomb_error_is_refused() -> None:
     bomb = _declare_size(OK_512, 20000, 20000)  # 400 Mpx: Pillow raises
-    with pytest.raises(PictureRejected, match="too many pixels"):
+    with pytest.raises(PictureUnusable, match="too many pixels"):
         check_picture(bomb, PicturePolicy())
 
 
@@ -332,7 +332,7 @@ def test_decompression_bomb_warning_zone_is_refused(
     bomb = _declare_size(OK_512, 10000, 10000)
     with warnings.catch_warnings():
         warnings.simplefilter(warning_filter, Image.DecompressionBombWarning)
-        with pytest.raises(PictureRejected, match="too many pixels"):
+        with pytest.raises(PictureUnusable, match="too many pixels"):
             check_picture(bomb, PicturePolicy())
 
 
@@ -358,7 +358,7 @@ def test_decompression_bomb_warning_zone_is_refused(
     ],
 )
 async def test_check_target_refuses_malformed_urls(url: str, reason: str) -> None:
-    with pytest.raises(PictureRejected, match=reason):
+    with pytest.raises(PictureUnusable, match=reason):
         await check_target(url, PicturePolicy(allow_private=True))
 
 
@@ -391,7 +391,7 @@ async def test_check_target_refuses_malformed_urls(url: str, reason: str) -> Non
     ],
 )
 async def test_check_target_refuses_non_public_literals(url: str, category: str) -> None:
-    with pytest.raises(PictureRejected, match=f"is a {category} address"):
+    with pytest.raises(PictureUnusable, match=f"is a {category} address"):
         await check_target(url, PicturePolicy())
 
 
@@ -410,18 +410,18 @@ async def test_check_target_refuses_non_public_literals(url: str, category: str)
 )
 async def test_check_target_refuses_ambiguous_numeric_hosts(url: str) -> None:
     # Refused even when private addresses are allowed: resolvers and URL parsers disagree on them.
-    with pytest.raises(PictureRejected, match=r"numeric|not a valid URL"):
+    with pytest.raises(PictureUnusable, match=r"numeric|not a valid URL"):
         await check_target(url, PicturePolicy(allow_private=True))
 
 
 async def test_check_target_refuses_names_resolving_to_loopback() -> None:
-    with pytest.raises(PictureRejected, match="'localhost' resolves to a loopback address") as e:
+    with pytest.raises(PictureUnusable, match="'localhost' resolves to a loopback address") as e:
         await check_target("http://localhost/pic.jpg", PicturePolicy())
     assert "127.0.0.1" not in e.value.reason  # resolved addresses are not disclosed
 
 
 async def test_check_target_refuses_unresolvable_names() -> None:
-    with pytest.raises(PictureRejected, match="could not resolve"):
+    with pytest.raises(PictureUnusable, match="could not resolve"):
         await check_target("http://no-such-host.invalid/pic.jpg", PicturePolicy())
 
 
@@ -443,7 +443,7 @@ async def test_redirect_hop_to_loopback_is_refused(servers: Servers) -> None:
     # What fetch_picture does with each Location: a public page redirecting to loopback or to the
     # metadata service is stopped at that hop.
     for hop in (f"{servers.http}/img/ok512.jpg", "http://169.254.169.254/latest/meta-data/"):
-        with pytest.raises(PictureRejected, match="not allowed"):
+        with pytest.raises(PictureUnusable, match="not allowed"):
             await check_target(hop, PicturePolicy())
 
 

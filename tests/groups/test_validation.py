@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from opencams import errors
 from opencams.groups import validation
 from opencams.groups.requests import RawComplex
-from opencams.rpc import errors
 
 
 def test_page_defaults_and_offsets() -> None:

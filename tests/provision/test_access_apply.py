@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from opencams.provision.apply import ProvisionError, apply, parse
+from opencams.errors import ProvisionError
+from opencams.provision.apply import apply, parse
 from opencams.store import access_queries
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from opencams.provision.apply import ProvisionError, apply, parse
+from opencams.errors import ProvisionError
+from opencams.provision.apply import apply, parse
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
 from opencams.store.tables import access_keys, accounts, business_numbers, config_entries, spaces

@@ -13,9 +13,14 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from opencams.access.audit import AuditLog
 from opencams.access.authn import Authenticator
+from opencams.access.authz import AllowAll
+from opencams.access.sts import RoleAssumer, Tokens
+from opencams.access.throttle import MemoryThrottle, Throttling
 from opencams.channel.types import CreatedGroupRequest
 from opencams.groups.context import Deps
+from opencams.names import API_VERSION
 from opencams.rpc import actions
 from opencams.rpc.endpoint import Endpoint
 from opencams.store import db
@@ -33,8 +38,14 @@ class NoChannel:
 
 
 def app_over(store: Store) -> Starlette:
+    tokens = Tokens(BOX)
     endpoint = Endpoint(
-        Authenticator(store, BOX), Deps(store=store, channel=NoChannel(), secrets=BOX)
+        authenticator=Authenticator(store, BOX, tokens),
+        authorizer=AllowAll(),
+        throttling=Throttling(MemoryThrottle(), store, default_rate=0),
+        audit=AuditLog(store),
+        deps=Deps(store=store, channel=NoChannel(), secrets=BOX),
+        roles=RoleAssumer(store, tokens),
     )
     return Starlette(routes=[Route("/", endpoint.__call__, methods=["GET", "POST"])])
 
@@ -88,5 +99,8 @@ async def test_a_bug_is_an_internal_error_envelope(
 
 
 def test_every_action_declares_its_ram_action() -> None:
-    for name, action in actions.ACTIONS.items():
-        assert action.ram_action == f"cams:{name}"
+    for (version, name), action in actions.ACTIONS.items():
+        if version == API_VERSION:
+            assert action.ram_action == f"cams:{name}"
+        else:  # AssumeRole: the role's trust decides, not a RAM policy
+            assert (name, action.ram_action) == ("AssumeRole", None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from opencams.rpc.errors import InvalidParameter
-from opencams.rpc.params import NotJson, Params
+from opencams.errors import InvalidParameter, NotJson
+from opencams.rpc.params import Params
 
 
 def test_json_and_flattened_page_decode_alike() -> None:

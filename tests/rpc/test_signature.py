@@ -8,8 +8,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from opencams.rpc import errors
-from opencams.rpc.signature import check_timestamp, parse_timestamp, parse_v1, parse_v3
+from opencams import errors
+from opencams.access.signature import check_timestamp, parse_timestamp, parse_v1, parse_v3
 
 SUBJECT = "My group ~ é/+*"
 CAPTURED_QUERY = [

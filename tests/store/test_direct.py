@@ -39,7 +39,7 @@ async def test_a_read_only_uri_stays_read_only(tmp_path: Path) -> None:
         assert await store.access_key("LTAI5tNoSuchKey") is None  # reads work
         import pytest
 
-        from opencams.store.errors import StoreUnavailable
+        from opencams.errors import StoreUnavailable
 
         with pytest.raises(StoreUnavailable, match="readonly"):
             await store.use_nonce("k", "n", 60_000)

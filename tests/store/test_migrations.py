@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from opencams.errors import SchemaError
 from opencams.store import db
 
 
 def test_upgrade_from_empty_then_again(db_url: str) -> None:
     assert db.current_revision(db_url) is None
-    with pytest.raises(db.SchemaError, match="opencams db upgrade"):
+    with pytest.raises(SchemaError, match="opencams db upgrade"):
         db.check_ready(db_url)
     assert db.upgrade(db_url) == (None, db.head_revision())
     assert db.upgrade(db_url) == (db.head_revision(), db.head_revision())
@@ -23,7 +24,7 @@ def test_refuses_a_database_from_a_newer_version(migrated_url: str) -> None:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     engine.dispose()
     for check in (db.check_ready, db.upgrade):
-        with pytest.raises(db.SchemaError, match="newer version"):
+        with pytest.raises(SchemaError, match="newer version"):
             check(migrated_url)
 
 

@@ -32,7 +32,7 @@ async def test_a_failed_batch_fails_each_of_its_callers(store: Store) -> None:
 
     import pytest
 
-    from opencams.store.errors import StoreUnavailable
+    from opencams.errors import StoreUnavailable
 
     async def broken(_each: object) -> list[bool]:
         raise StoreUnavailable("database gone")

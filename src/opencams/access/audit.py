@@ -12,16 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Protocol
 
+from opencams.errors import StoreUnavailable
 from opencams.store import access_queries
-from opencams.store.errors import StoreUnavailable
 from opencams.store.repo import Store, now_ms
 
 log = logging.getLogger("opencams.audit")
 
 AUDIT_FLUSH_SECONDS = 0.25
 MAX_QUEUE = 100_000
+
+
+class Audit(Protocol):
+    def record(self, **fields: Any) -> None:
+        """One call's record (request_id, account_id, principal_type, principal, access_key_id,
+        action, decision, statement, code, source_ip); written later, in a batch."""
 
 
 class AuditLog:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from opencams.access.signature import SignatureClaim, check_timestamp
 from opencams.access.sts import STS_PREFIX, Tokens
-from opencams.groups.context import Caller
-from opencams.rpc.errors import (
+from opencams.errors import (
     InvalidAccessKeyIdInactive,
     InvalidAccessKeyIdNotFound,
     InvalidSecurityTokenMismatch,
     SignatureNonceUsed,
 )
-from opencams.rpc.signature import SignatureClaim, check_timestamp
+from opencams.identity import Caller
 from opencams.store import access_queries
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store

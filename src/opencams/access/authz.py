@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Protocol
 
 from opencams.access.policy import (
     SYSTEM_POLICIES,
@@ -25,8 +26,8 @@ from opencams.access.policy import (
     evaluate_layers,
     parse_policy,
 )
-from opencams.groups.context import Caller
-from opencams.rpc.errors import ForbiddenRAM
+from opencams.errors import ForbiddenRAM
+from opencams.identity import Caller
 from opencams.store import access_queries
 from opencams.store.repo import Store
 
@@ -68,6 +69,24 @@ def _formatted_second(second: int) -> str:
 def resource_of(account_id: str) -> str:
     # CAMS chat-group actions are "All Resource" actions: the request's resource is the account.
     return f"acs:cams:*:{account_id}:*"
+
+
+class Authorize(Protocol):
+    """May this caller run this RAM action, from this address, over this transport?"""
+
+    async def check(
+        self, caller: Caller, ram_action: str, source_ip: str | None, secure: bool
+    ) -> Verdict: ...
+
+
+class AllowAll:
+    """Every caller may do everything: for tests and tools that exercise other parts. Never the
+    default; a server always runs `Authorizer`."""
+
+    async def check(
+        self, caller: Caller, ram_action: str, source_ip: str | None, secure: bool
+    ) -> Verdict:
+        return Verdict(True, "allow", "no access control (AllowAll)")
 
 
 class Authorizer:

@@ -44,6 +44,8 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Literal
 
+from opencams.errors import PolicyError
+
 __all__ = [
     "CONDITION_OPERATORS",
     "SYSTEM_POLICIES",
@@ -116,13 +118,6 @@ _STATEMENT_ELEMENTS = ("Sid", "Effect", "Action", "NotAction", "Resource", "Cond
 # Both parts in either case, as RAM documents Action values (matching ignores case):
 # "CAMS:listchatgroup" is "cams:ListChatGroup".
 _ACTION_RE = re.compile(r"[A-Za-z0-9-]+:[A-Za-z0-9*?]+")
-
-
-class PolicyError(ValueError):
-    """A malformed document; str(exc) says exactly what and where.
-
-    e.g. ``Statement[1].Effect: must be "Allow" or "Deny", got "allow"``.
-    """
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from typing import Any
 
 from cryptography.fernet import InvalidToken
 
-from opencams.access.policy import PolicyError, parse_policy
-from opencams.rpc.errors import (
+from opencams.access.policy import parse_policy
+from opencams.errors import (
     EntityNotExistRole,
     InvalidDuration,
     InvalidRoleArn,
@@ -30,15 +30,15 @@ from opencams.rpc.errors import (
     InvalidSecurityTokenExpired,
     InvalidSecurityTokenMalformed,
     InvalidSecurityTokenMismatch,
-    MissingParameter,
     NoPermission,
+    PolicyError,
     PolicyGrammar,
 )
+from opencams.identity import Caller
 from opencams.store import access_queries
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
 
-STS_VERSION = "2015-04-01"
 STS_PREFIX = "STS."
 MAX_DURATION = 43_200
 DEFAULT_DURATION = 3600
@@ -110,74 +110,80 @@ class Tokens:
         return session
 
 
-async def assume_role(
-    store: Store,
-    tokens: Tokens,
-    *,
-    caller_account: str,
-    caller_type: str,
-    caller_user: str | None,
-    params: dict[str, str],
-    min_duration: int = 900,
-) -> dict[str, Any]:
-    """The AssumeRole action. The caller must be a root AccessKey of the role's account or a RAM
-    user the role trusts; temporary credentials cannot assume roles (no chaining)."""
-    arn = params.get("RoleArn") or ""
-    if not arn:
-        raise MissingParameter("RoleArn")
-    session_name = params.get("RoleSessionName") or ""
-    if not session_name:
-        raise MissingParameter("RoleSessionName")
-    match = ROLE_ARN.match(arn)
-    if match is None:
-        raise InvalidRoleArn(f"{arn!r}; expected acs:ram::<16-digit account>:role/<name>")
-    if not SESSION_NAME.match(session_name):
-        raise InvalidRoleSessionName("2 to 64 of letters, digits and . @ - _")
-    if match["account"] != caller_account:
-        # Roles are assumed within their own account only: no grant crosses accounts.
-        raise NoPermission("the role belongs to another account")
-    role = await access_queries.role(store, match["account"], match["name"])
-    if role is None:
-        raise EntityNotExistRole(arn)
-    if caller_type == "AssumedRoleUser":
-        raise NoPermission("temporary credentials cannot assume a role")
-    if caller_type == "SubUser" and caller_user not in role.trusted_users:
-        raise NoPermission(f"RAM user {caller_user} is not trusted by role {role.name}")
+@dataclass(frozen=True)
+class AssumeRoleRequest:
+    role_arn: str
+    role_session_name: str
+    duration_seconds: str | None = None
+    policy: str | None = None
 
-    raw_duration = params.get("DurationSeconds") or str(DEFAULT_DURATION)
-    try:
-        duration = int(raw_duration)
-    except ValueError:
-        raise InvalidDuration(f"{raw_duration!r} is not a whole number of seconds") from None
-    longest = min(role.max_session_duration, MAX_DURATION)
-    if not min_duration <= duration <= longest:
-        raise InvalidDuration(f"{duration}; allowed {min_duration} to {longest} for this role")
 
-    policy = params.get("Policy") or None
-    if policy is not None:
+@dataclass(frozen=True)
+class AssumedRole:
+    arn: str  # of the assumed role user: <role ARN>/<session name>
+    assumed_role_id: str
+    session: Session
+    token: str
+
+
+class RoleAssumer:
+    """The AssumeRole action: a role's trust (its trusted RAM users), not a RAM policy, decides
+    who may assume it."""
+
+    def __init__(self, store: Store, tokens: Tokens, *, min_duration: int = 900) -> None:
+        self._store = store
+        self._tokens = tokens
+        self._min_duration = min_duration
+
+    async def assume_role(self, caller: Caller, req: AssumeRoleRequest) -> AssumedRole:
+        """The caller must be a root AccessKey of the role's account or a RAM user the role
+        trusts; temporary credentials cannot assume roles (no chaining)."""
+        arn, session_name = req.role_arn, req.role_session_name
+        match = ROLE_ARN.match(arn)
+        if match is None:
+            raise InvalidRoleArn(f"{arn!r}; expected acs:ram::<16-digit account>:role/<name>")
+        if not SESSION_NAME.match(session_name):
+            raise InvalidRoleSessionName("2 to 64 of letters, digits and . @ - _")
+        if match["account"] != caller.account_id:
+            # Roles are assumed within their own account only: no grant crosses accounts.
+            raise NoPermission("the role belongs to another account")
+        role = await access_queries.role(self._store, match["account"], match["name"])
+        if role is None:
+            raise EntityNotExistRole(arn)
+        if caller.principal_type == "AssumedRoleUser":
+            raise NoPermission("temporary credentials cannot assume a role")
+        if caller.principal_type == "SubUser" and caller.user_name not in role.trusted_users:
+            raise NoPermission(f"RAM user {caller.user_name} is not trusted by role {role.name}")
+
+        raw_duration = req.duration_seconds or str(DEFAULT_DURATION)
         try:
-            parse_policy("session", policy, kind="Session")
-        except PolicyError as exc:
-            raise PolicyGrammar(str(exc)) from None
+            duration = int(raw_duration)
+        except ValueError:
+            raise InvalidDuration(f"{raw_duration!r} is not a whole number of seconds") from None
+        longest = min(role.max_session_duration, MAX_DURATION)
+        if not self._min_duration <= duration <= longest:
+            raise InvalidDuration(
+                f"{duration}; allowed {self._min_duration} to {longest} for this role"
+            )
 
-    source = f"{caller_type}:{caller_user or caller_account}"
-    session, token = tokens.issue(
-        account_id=role.account_id,
-        role_name=role.name,
-        session_name=session_name,
-        duration=duration,
-        policy=policy,
-        source=source,
-    )
-    return {
-        "AssumedRoleUser": {
-            "Arn": f"{role_arn(role.account_id, role.name)}/{session_name}",
-            "AssumedRoleId": f"{role.name}:{session_name}",
-        },
-        "Credentials": {
-            "AccessKeyId": session.access_key_id,
-            "AccessKeySecret": session.secret,
-            "SecurityToken": token,
-            "Expiration": session.expiration,
-        },
-    }
+        if req.policy is not None:
+            try:
+                parse_policy("session", req.policy, kind="Session")
+            except PolicyError as exc:
+                raise PolicyGrammar(str(exc)) from None
+
+        source = f"{caller.principal_type}:{caller.user_name or caller.account_id}"
+        session, token = self._tokens.issue(
+            account_id=role.account_id,
+            role_name=role.name,
+            session_name=session_name,
+            duration=duration,
+            policy=req.policy,
+            source=source,
+        )
+        return AssumedRole(
+            arn=f"{role_arn(role.account_id, role.name)}/{session_name}",
+            assumed_role_id=f"{role.name}:{session_name}",
+            session=session,
+            token=token,
+        )

@@ -39,7 +39,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import redis.asyncio as aioredis
@@ -47,10 +47,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from opencams.errors import ThrottlingUser
+from opencams.store import access_queries
+from opencams.store.repo import Store
+
 __all__ = [
     "MemoryThrottle",
     "RedisThrottle",
     "Throttle",
+    "Throttling",
     "Verdict",
     "make_throttle",
 ]
@@ -303,3 +308,35 @@ def make_throttle(redis_url: str | None) -> Throttle:
     if redis_url:
         return RedisThrottle(redis_url)
     return MemoryThrottle()
+
+
+RATES_TTL_SECONDS = 5.0
+
+
+@dataclass
+class Throttling:
+    """The CAMS endpoint's throttle: raises ThrottlingUser past the rate. Rates: per account and
+    action from the provisioning file, else per action (OPENCAMS_THROTTLE_RATES), else the
+    default; read from the database at most every RATES_TTL_SECONDS per account."""
+
+    throttle: Throttle
+    store: Store
+    default_rate: float = 50.0
+    action_rates: dict[str, float] = field(default_factory=dict)
+    _cache: dict[str, tuple[float, dict[str, float]]] = field(default_factory=dict)
+
+    async def rate(self, account_id: str, action: str) -> float:
+        cached = self._cache.get(account_id)
+        if cached is None or time.monotonic() - cached[0] > RATES_TTL_SECONDS:
+            cached = (time.monotonic(), await access_queries.throttle_rates(self.store, account_id))
+            self._cache[account_id] = cached
+        rates = cached[1]
+        for key in (action, "*"):
+            if key in rates:
+                return rates[key]
+        return self.action_rates.get(action, self.default_rate)
+
+    async def check(self, account_id: str, action: str) -> None:
+        verdict = await self.throttle.take(account_id, action, await self.rate(account_id, action))
+        if not verdict.allowed:
+            raise ThrottlingUser(verdict.retry_after_ms)

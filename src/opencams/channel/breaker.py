@@ -12,11 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-
-class CircuitOpen(Exception):
-    def __init__(self, retry_in: float) -> None:
-        super().__init__(f"circuit open, next attempt in {retry_in:.0f}s")
-        self.retry_in = retry_in
+from opencams.errors import CircuitOpen
 
 
 class Breaker:

@@ -22,15 +22,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from opencams.channel.breaker import Breaker, CircuitOpen
-from opencams.channel.errors import (
-    NOT_ELIGIBLE_CODES,
-    THROTTLE_CODES,
-    TRANSIENT_CODES,
-    Category,
-    GraphError,
-)
+from opencams.channel.breaker import Breaker
+from opencams.channel.codes import NOT_ELIGIBLE_CODES, THROTTLE_CODES, TRANSIENT_CODES
 from opencams.channel.types import CreatedGroupRequest, GroupInfo, GroupPage, GroupSummary
+from opencams.errors import GraphCategory as Category
+from opencams.errors import GraphError
 
 
 def _classify(status: int, body: Any) -> GraphError:
@@ -151,10 +147,7 @@ class GraphClient:
         data: Any = None,
         files: Any = None,
     ) -> Any:
-        try:
-            self._breaker.before()
-        except CircuitOpen as exc:
-            raise GraphError("unavailable", f"Meta keeps failing: {exc}", retry_safe=False) from exc
+        self._breaker.before()  # CircuitOpen is an unavailable GraphError, never retried
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
             wait=wait_exponential_jitter(initial=self._backoff, max=max(self._backoff * 8, 0.001)),

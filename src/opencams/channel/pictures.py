@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from opencams.errors import PictureUnusable
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 JPEG_CONTENT_TYPE = "image/jpeg"
@@ -64,14 +66,6 @@ class Picture:
     height: int
     sha256: str  # hex of data
     content_type: str  # "image/jpeg"
-
-
-class PictureRejected(Exception):
-    """Carries a human-readable reason (shown to the API caller) in .reason."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -152,20 +146,20 @@ def _address_problem(ip: IPAddress) -> str | None:
 
 def _parse_url(url: str | httpx.URL) -> httpx.URL:
     if isinstance(url, str) and len(url) > _MAX_URL_LENGTH:
-        raise PictureRejected(f"picture URL is longer than {_MAX_URL_LENGTH} characters")
+        raise PictureUnusable(f"picture URL is longer than {_MAX_URL_LENGTH} characters")
     try:
         # The same parser builds the request later, so the host checked here is the host
         # contacted; urllib and httpx disagree on odd inputs (backslashes, '@' placement).
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError) as exc:
-        raise PictureRejected(f"picture URL is not a valid URL ({exc})") from None
+        raise PictureUnusable(f"picture URL is not a valid URL ({exc})") from None
     if parsed.scheme not in _DEFAULT_PORTS:
         shown = parsed.scheme or "none"
-        raise PictureRejected(f"picture URL must use http or https, not scheme {shown!r}")
+        raise PictureUnusable(f"picture URL must use http or https, not scheme {shown!r}")
     if parsed.userinfo:
-        raise PictureRejected("picture URL must not contain credentials")
+        raise PictureUnusable("picture URL must not contain credentials")
     if not parsed.raw_host:
-        raise PictureRejected("picture URL has no host")
+        raise PictureUnusable("picture URL has no host")
     return parsed
 
 
@@ -176,11 +170,11 @@ def _literal_address(host: str) -> IPAddress | None:
         pass
     last_label = host.rstrip(".").rsplit(".", 1)[-1]
     if _NUMERIC_LABEL.fullmatch(last_label):
-        raise PictureRejected(
+        raise PictureUnusable(
             f"picture URL host {host!r} looks numeric but is not a plain IP address"
         )
     if not _HOSTNAME.fullmatch(host):
-        raise PictureRejected(f"picture URL host {host!r} is not a valid host name")
+        raise PictureUnusable(f"picture URL host {host!r} is not a valid host name")
     return None
 
 
@@ -191,7 +185,7 @@ async def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
     except (OSError, UnicodeError):
-        raise PictureRejected(f"could not resolve picture host {host!r}") from None
+        raise PictureUnusable(f"could not resolve picture host {host!r}") from None
     addresses: list[IPAddress] = []
     for family, _type, _proto, _canonname, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
@@ -203,14 +197,14 @@ async def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise PictureRejected(f"could not resolve picture host {host!r}")
+        raise PictureUnusable(f"could not resolve picture host {host!r}")
     return tuple(addresses)
 
 
 async def check_target(url: str | httpx.URL, policy: PicturePolicy) -> Target:
     """Rules 1 and 2 for one hop: a well-formed http(s) URL whose every address may be fetched.
 
-    Raises PictureRejected otherwise. The returned addresses are the ones to connect to.
+    Raises PictureUnusable otherwise. The returned addresses are the ones to connect to.
     """
     parsed = _parse_url(url)
     host = parsed.raw_host.decode("ascii").lower()
@@ -226,7 +220,7 @@ async def check_target(url: str | httpx.URL, policy: PicturePolicy) -> Target:
                 # The address itself is not echoed for names: it would let callers map internal
                 # DNS through the error message.
                 what = "is" if literal is not None else "resolves to"
-                raise PictureRejected(
+                raise PictureUnusable(
                     f"picture host {host!r} {what} a {problem} address, which is not allowed"
                 )
     return Target(url=parsed, host=host, addresses=addresses)
@@ -240,8 +234,8 @@ def _detail(exc: BaseException) -> str:
     return text[:_MAX_ERROR_DETAIL]
 
 
-def _timed_out(policy: PicturePolicy) -> PictureRejected:
-    return PictureRejected(f"downloading the picture took longer than {policy.timeout:g} s")
+def _timed_out(policy: PicturePolicy) -> PictureUnusable:
+    return PictureUnusable(f"downloading the picture took longer than {policy.timeout:g} s")
 
 
 async def _open(client: httpx.AsyncClient, target: Target, policy: PicturePolicy) -> httpx.Response:
@@ -271,19 +265,19 @@ async def _open(client: httpx.AsyncClient, target: Target, policy: PicturePolicy
         except httpx.TimeoutException:
             raise _timed_out(policy) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise PictureRejected(f"could not download the picture: {_detail(exc)}") from None
+            raise PictureUnusable(f"could not download the picture: {_detail(exc)}") from None
     detail = f": {_detail(failure)}" if failure is not None else ""
-    raise PictureRejected(f"could not connect to picture host {target.host!r}{detail}")
+    raise PictureUnusable(f"could not connect to picture host {target.host!r}{detail}")
 
 
 async def _read_body(response: httpx.Response, policy: PicturePolicy) -> bytes:
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity"):
-        raise PictureRejected(f"picture was sent with unsupported content encoding {encoding!r}")
+        raise PictureUnusable(f"picture was sent with unsupported content encoding {encoding!r}")
     declared = response.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > policy.max_bytes:
         # Saves the download when the server is honest; the streaming cap below covers liars.
-        raise PictureRejected(
+        raise PictureUnusable(
             f"picture is larger than {policy.max_bytes} bytes (Content-Length {int(declared)})"
         )
     body = bytearray()
@@ -291,11 +285,11 @@ async def _read_body(response: httpx.Response, policy: PicturePolicy) -> bytes:
         async for chunk in response.aiter_raw():
             body += chunk
             if len(body) > policy.max_bytes:
-                raise PictureRejected(f"picture is larger than {policy.max_bytes} bytes")
+                raise PictureUnusable(f"picture is larger than {policy.max_bytes} bytes")
     except httpx.TimeoutException:
         raise _timed_out(policy) from None
     except httpx.HTTPError as exc:
-        raise PictureRejected(f"could not download the picture: {_detail(exc)}") from None
+        raise PictureUnusable(f"could not download the picture: {_detail(exc)}") from None
     return bytes(body)
 
 
@@ -310,11 +304,11 @@ async def _download(client: httpx.AsyncClient, url: str, policy: PicturePolicy) 
             if status in _REDIRECT_STATUSES:
                 location = response.headers.get("location")
                 if not location:
-                    raise PictureRejected(
+                    raise PictureUnusable(
                         f"picture URL redirected (HTTP {status}) without Location"
                     )
                 if redirects >= policy.max_redirects:
-                    raise PictureRejected(
+                    raise PictureUnusable(
                         f"picture URL redirected more than {policy.max_redirects} times"
                     )
                 redirects += 1
@@ -322,10 +316,10 @@ async def _download(client: httpx.AsyncClient, url: str, policy: PicturePolicy) 
                     # Relative to the URL as given (the name), not the pinned IP.
                     current = target.url.join(location)
                 except (httpx.InvalidURL, ValueError):
-                    raise PictureRejected("picture URL redirected to an invalid URL") from None
+                    raise PictureUnusable("picture URL redirected to an invalid URL") from None
                 continue
             if not 200 <= status < 300:
-                raise PictureRejected(f"picture URL answered HTTP {status}")
+                raise PictureUnusable(f"picture URL answered HTTP {status}")
             return await _read_body(response, policy)
         finally:
             await response.aclose()
@@ -334,7 +328,7 @@ async def _download(client: httpx.AsyncClient, url: str, policy: PicturePolicy) 
 async def fetch_picture(
     url: str, policy: PicturePolicy, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> Picture:
-    """Download `url` under `policy` and return the checked JPEG, or raise PictureRejected.
+    """Download `url` under `policy` and return the checked JPEG, or raise PictureUnusable.
 
     `transport` lets callers (and tests) supply TLS settings; it is not closed here. Without it a
     private transport is created and closed for this fetch. A supplied transport should serve
@@ -366,11 +360,11 @@ async def fetch_picture(
 
 
 def check_picture(data: bytes, policy: PicturePolicy) -> Picture:
-    """A square JPEG of at least `min_side` pixels within the byte cap, or PictureRejected."""
+    """A square JPEG of at least `min_side` pixels within the byte cap, or PictureUnusable."""
     if len(data) > policy.max_bytes:
-        raise PictureRejected(f"picture is larger than {policy.max_bytes} bytes")
+        raise PictureUnusable(f"picture is larger than {policy.max_bytes} bytes")
     if not data:
-        raise PictureRejected("picture is empty")
+        raise PictureUnusable("picture is empty")
     # Pillow is a parser of hostile bytes here: whatever it raises (OSError, SyntaxError,
     # ValueError, struct errors, decompression-bomb errors, warnings promoted to errors) means
     # "not an image we accept", so the handlers below are deliberately broad.
@@ -381,20 +375,20 @@ def check_picture(data: bytes, policy: PicturePolicy) -> Picture:
             width, height = image.size
             image.verify()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PictureRejected("picture has too many pixels to be processed safely") from None
+        raise PictureUnusable("picture has too many pixels to be processed safely") from None
     except UnidentifiedImageError:
-        raise PictureRejected("picture is not a JPEG image") from None
+        raise PictureUnusable("picture is not a JPEG image") from None
     except Exception as exc:
-        raise PictureRejected(f"picture is not a readable JPEG image ({_detail(exc)})") from None
+        raise PictureUnusable(f"picture is not a readable JPEG image ({_detail(exc)})") from None
     # Pillow only *warns* between one and two times the limit; treat that zone as a refusal too,
     # independent of how warnings are filtered in this process.
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and width * height > limit:
-        raise PictureRejected("picture has too many pixels to be processed safely")
+        raise PictureUnusable("picture has too many pixels to be processed safely")
     if width != height:
-        raise PictureRejected(f"picture must be square, got {width}x{height} pixels")
+        raise PictureUnusable(f"picture must be square, got {width}x{height} pixels")
     if width < policy.min_side:
-        raise PictureRejected(
+        raise PictureUnusable(
             f"picture must be at least {policy.min_side}x{policy.min_side} pixels, "
             f"got {width}x{height}"
         )
@@ -406,7 +400,7 @@ def check_picture(data: bytes, policy: PicturePolicy) -> Picture:
             image.draft("L", (max(1, width // 8), max(1, height // 8)))
             image.load()
     except Exception as exc:
-        raise PictureRejected(f"picture is a damaged JPEG image ({_detail(exc)})") from None
+        raise PictureUnusable(f"picture is a damaged JPEG image ({_detail(exc)})") from None
     return Picture(
         data=data,
         width=width,
@@ -414,3 +408,14 @@ def check_picture(data: bytes, policy: PicturePolicy) -> Picture:
         sha256=hashlib.sha256(data).hexdigest(),
         content_type=JPEG_CONTENT_TYPE,
     )
+
+
+class PictureFetcher:
+    """The domain's picture source (groups.context.PictureSource): fetch_picture under one
+    policy. Raises PictureUnusable."""
+
+    def __init__(self, policy: PicturePolicy) -> None:
+        self._policy = policy
+
+    async def fetch(self, url: str) -> Picture:
+        return await fetch_picture(url, self._policy)

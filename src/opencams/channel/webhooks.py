@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from opencams.errors import WebhookRejected
+
 GROUP_FIELDS = frozenset(
     {
         "group_lifecycle_update",
@@ -21,10 +23,6 @@ GROUP_FIELDS = frozenset(
         "group_status_update",
     }
 )
-
-
-class WebhookRejected(Exception):
-    """The delivery is not authentic or not parseable; nothing of it may be applied."""
 
 
 # Bounds of what opencams stores of an event (column sizes), and characters no id may carry.

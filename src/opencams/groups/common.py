@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
-from opencams.channel.errors import GraphError
-from opencams.groups import validation
-from opencams.groups.context import Ctx
-from opencams.groups.requests import GroupRef
-from opencams.rpc.errors import (
+from opencams.errors import (
     BusinessError,
     ChannelNotEligible,
     ChannelRejected,
@@ -17,15 +12,20 @@ from opencams.rpc.errors import (
     ChannelUnavailable,
     ChatGroupInvalidStatus,
     ChatGroupNotFound,
+    GraphError,
     NoAuth,
     NotInAllowlist,
 )
+from opencams.groups import validation
+from opencams.groups.context import Ctx
+from opencams.groups.requests import GroupRef
+from opencams.names import GroupStatus
 from opencams.store import queries
 from opencams.store.records import GroupRecord, NumberRecord
 
 # Statuses in which the group exists at Meta and takes changes (contract §3: no write while
 # CREATING, DELETING or SUSPENDED; INACTIVE groups were never created at Meta).
-WRITABLE = frozenset({"ACTIVE", "UPDATING"})
+WRITABLE = frozenset({GroupStatus.ACTIVE, GroupStatus.UPDATING})
 
 
 def require_allowlisted(ctx: Ctx) -> None:
@@ -83,25 +83,3 @@ def channel_error(exc: GraphError) -> BusinessError:
         "rejected": ChannelRejected,
     }
     return mapping[exc.category](exc.describe())
-
-
-def group_item(group: GroupRecord) -> dict[str, Any]:
-    """A ListChatGroup item; keys without a value are omitted (contract §5)."""
-    item: dict[str, Any] = {}
-    for key, value in (
-        ("GroupId", group.id),
-        ("BusinessNumber", group.business_number),
-        ("Subject", group.subject),
-        ("Description", group.description),
-        ("GroupStatus", group.status),
-        ("InviteLink", group.invite_link),
-        ("ProfilePictureFile", group.profile_picture_url),
-        ("TotalParticipantCount", group.participant_count),
-        ("GmtModifier", group.updated_at),
-        ("GroupType", group.group_type),
-        ("GroupLink", group.group_link),
-        ("BusinessRole", group.business_role),
-    ):
-        if value is not None and value != "":
-            item[key] = value
-    return item

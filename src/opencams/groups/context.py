@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from opencams.channel.types import CreatedGroupRequest, GroupInfo, GroupPage
+from opencams.identity import Caller
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
 
@@ -53,14 +54,6 @@ class GroupChannel(Protocol):
     async def get_group(self, group_id: str, token: str) -> GroupInfo: ...
 
 
-class PictureUnusable(Exception):
-    """The picture URL cannot be used; `reason` is shown to the caller."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class FetchedPicture(Protocol):
     @property
     def data(self) -> bytes: ...
@@ -73,19 +66,6 @@ class PictureSource(Protocol):
     """Fetches and checks a profile picture; raises PictureUnusable."""
 
     async def fetch(self, url: str) -> FetchedPicture: ...
-
-
-@dataclass(frozen=True)
-class Caller:
-    account_id: str
-    access_key_id: str
-    allowlisted: bool
-    # Root (an account's own AccessKey), SubUser (a RAM user's) or AssumedRoleUser (STS).
-    principal_type: str = "Root"
-    principal: str = ""  # display name: the account, the user, or role/session
-    user_name: str | None = None
-    role_name: str | None = None
-    session_policy: str | None = None
 
 
 @dataclass(frozen=True)

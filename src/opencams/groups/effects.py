@@ -19,6 +19,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opencams.channel.webhooks import GroupEvent, safe_id
+from opencams.names import GroupStatus
 from opencams.store import queries
 from opencams.store.records import GroupRecord, OperationRecord
 from opencams.store.repo import now_ms
@@ -85,7 +86,11 @@ async def group_create(conn: AsyncConnection, event: GroupEvent) -> Outcome:
     if event.errors or not event.group_id:
         reason = describe_errors(event.errors)
         await queries.set_group(
-            conn, op.group_id, when_status={"CREATING"}, status="INACTIVE", failure_reason=reason
+            conn,
+            op.group_id,
+            when_status={GroupStatus.CREATING},
+            status=GroupStatus.INACTIVE,
+            failure_reason=reason,
         )
         await queries.settle_operation(conn, op.id, "failed", error=reason)
         return "applied"
@@ -97,8 +102,8 @@ async def group_create(conn: AsyncConnection, event: GroupEvent) -> Outcome:
     await queries.set_group(
         conn,
         op.group_id,
-        when_status={"CREATING"},
-        status="ACTIVE",
+        when_status={GroupStatus.CREATING},
+        status=GroupStatus.ACTIVE,
         meta_group_id=event.group_id,
         invite_link=event.raw.get("invite_link") or None,
         join_approval_mode=event.raw.get("join_approval_mode") or None,
@@ -114,9 +119,15 @@ async def group_delete(conn: AsyncConnection, event: GroupEvent) -> Outcome:
     op = await _operation(conn, event, group, "delete")
     if event.errors:
         reason = describe_errors(event.errors)
-        previous = op.asked().get("previous_status", "ACTIVE") if op else "ACTIVE"
+        previous = (
+            op.asked().get("previous_status", GroupStatus.ACTIVE) if op else GroupStatus.ACTIVE
+        )
         await queries.set_group(
-            conn, group.id, when_status={"DELETING"}, status=previous, failure_reason=reason
+            conn,
+            group.id,
+            when_status={GroupStatus.DELETING},
+            status=previous,
+            failure_reason=reason,
         )
         if op is not None:
             await queries.settle_operation(conn, op.id, "failed", error=reason)
@@ -180,7 +191,9 @@ async def group_settings_update(conn: AsyncConnection, event: GroupEvent) -> Out
         failures.append(describe_errors(event.errors))
     values["failure_reason"] = "; ".join(failures) or None
     await queries.set_group(conn, op.group_id, **values)
-    await queries.set_group(conn, op.group_id, when_status={"UPDATING"}, status="ACTIVE")
+    await queries.set_group(
+        conn, op.group_id, when_status={GroupStatus.UPDATING}, status=GroupStatus.ACTIVE
+    )
     state = (
         "succeeded" if not failures else ("partial" if len(failures) < len(outcome) else "failed")
     )
@@ -286,12 +299,21 @@ async def suspension(conn: AsyncConnection, event: GroupEvent) -> Outcome:
         await queries.set_group(
             conn,
             group.id,
-            when_status={"ACTIVE", "UPDATING", "DELETING", "SUSPENDED"},
-            status="SUSPENDED",
+            when_status={
+                GroupStatus.ACTIVE,
+                GroupStatus.UPDATING,
+                GroupStatus.DELETING,
+                GroupStatus.SUSPENDED,
+            },
+            status=GroupStatus.SUSPENDED,
             suspension_ts=ts,
         )
     elif not await queries.set_group(
-        conn, group.id, when_status={"SUSPENDED"}, status="ACTIVE", suspension_ts=ts
+        conn,
+        group.id,
+        when_status={GroupStatus.SUSPENDED},
+        status=GroupStatus.ACTIVE,
+        suspension_ts=ts,
     ):
         await queries.set_group(conn, group.id, suspension_ts=ts)
     return "applied"

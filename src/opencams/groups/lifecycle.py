@@ -11,7 +11,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opencams.channel.errors import GraphError
+from opencams.errors import (
+    ChatGroupInvalidStatus,
+    ChatGroupLimitExceeded,
+    GraphError,
+    PictureUnusable,
+    ProfilePictureInvalid,
+)
 from opencams.groups import validation
 from opencams.groups.common import (
     channel_error,
@@ -22,21 +28,18 @@ from opencams.groups.common import (
     resolve_number,
     token,
 )
-from opencams.groups.context import Ctx, PictureUnusable
+from opencams.groups.context import Ctx
 from opencams.groups.events import apply_parked
 from opencams.groups.ids import new_group_id, new_unique_code
 from opencams.groups.requests import AddChatGroupRequest, GroupRef, UpdateChatGroupRequest
-from opencams.rpc.errors import (
-    ChatGroupInvalidStatus,
-    ChatGroupLimitExceeded,
-    ProfilePictureInvalid,
-)
+from opencams.groups.results import Created, Done
+from opencams.names import GroupStatus
 from opencams.store import queries
 from opencams.store.records import GroupRecord
 from opencams.store.repo import now_ms
 
 
-async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> dict[str, Any]:
+async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> Created:
     require_allowlisted(ctx)
     channel_type = validation.channel_type(req.channel_type)
     validation.phone_number(req.business_number)
@@ -68,7 +71,7 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> dict[str, Any]:
             "subject": subject,
             "subject_search": subject.casefold(),
             "description": description,
-            "status": "CREATING",
+            "status": GroupStatus.CREATING,
             "participant_count": 0,
             "group_link": group_link,
             "created_at": now,
@@ -86,7 +89,7 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> dict[str, Any]:
     )
     # Meta may have answered by webhook before the row above existed; such an event was parked.
     await apply_parked(ctx.deps.store, request_id=created.request_id)
-    return {"UniqueCode": unique_code, "GroupId": group_id}
+    return Created(unique_code=unique_code, group_id=group_id)
 
 
 async def begin(
@@ -96,7 +99,9 @@ async def begin(
     op_id = new_unique_code()
     async with ctx.deps.store.tx() as conn:
         # Only from ACTIVE: one settings change or deletion at a time, never both at once.
-        if not await queries.set_group(conn, group.id, when_status={"ACTIVE"}, status=to_status):
+        if not await queries.set_group(
+            conn, group.id, when_status={GroupStatus.ACTIVE}, status=to_status
+        ):
             current = await queries.group_by_id(conn, group.id)
             raise ChatGroupInvalidStatus(
                 "another change of the group is under way.",
@@ -133,12 +138,12 @@ async def accepted(ctx: Ctx, op_id: str, request_id: str | None) -> None:
     await apply_parked(ctx.deps.store, request_id=request_id)
 
 
-async def update_chat_group(ctx: Ctx, req: UpdateChatGroupRequest) -> dict[str, Any]:
+async def update_chat_group(ctx: Ctx, req: UpdateChatGroupRequest) -> Done:
     require_allowlisted(ctx)
     subject = validation.subject(req.subject) if req.subject is not None else None
     description = validation.description(req.description)
     number, group = await resolve_group(ctx, req.ref)
-    require_status(group, {"ACTIVE"}, "changing its settings")
+    require_status(group, {GroupStatus.ACTIVE}, "changing its settings")
 
     picture = None
     if req.profile_picture_file is not None:
@@ -153,7 +158,7 @@ async def update_chat_group(ctx: Ctx, req: UpdateChatGroupRequest) -> dict[str, 
         ctx,
         group,
         "update",
-        "UPDATING",
+        GroupStatus.UPDATING,
         {
             "subject": subject,
             "description": description,
@@ -170,25 +175,27 @@ async def update_chat_group(ctx: Ctx, req: UpdateChatGroupRequest) -> dict[str, 
             picture=picture.data if picture else None,
         )
     except GraphError as exc:
-        await refused(ctx, op_id, exc, group=group, claimed="UPDATING")
+        await refused(ctx, op_id, exc, group=group, claimed=GroupStatus.UPDATING)
         raise channel_error(exc) from exc
     await accepted(ctx, op_id, request_id)
-    return {"Result": 1}
+    return Done()
 
 
-async def delete_chat_group(ctx: Ctx, req: GroupRef) -> dict[str, Any]:
+async def delete_chat_group(ctx: Ctx, req: GroupRef) -> Done:
     number, group = await resolve_group(ctx, req)
-    if group.status == "INACTIVE":
+    if group.status == GroupStatus.INACTIVE:
         # Meta never created it: nothing to ask Meta, the record simply goes.
         async with ctx.deps.store.tx() as conn:
-            await queries.set_group(conn, group.id, when_status={"INACTIVE"}, deleted_at=now_ms())
-        return {"Result": 1}
-    require_status(group, {"ACTIVE"}, "deleting it")
-    op_id = await begin(ctx, group, "delete", "DELETING", {})
+            await queries.set_group(
+                conn, group.id, when_status={GroupStatus.INACTIVE}, deleted_at=now_ms()
+            )
+        return Done()
+    require_status(group, {GroupStatus.ACTIVE}, "deleting it")
+    op_id = await begin(ctx, group, "delete", GroupStatus.DELETING, {})
     try:
         request_id = await ctx.deps.channel.delete_group(meta_id(group), token(ctx, number))
     except GraphError as exc:
-        await refused(ctx, op_id, exc, group=group, claimed="DELETING")
+        await refused(ctx, op_id, exc, group=group, claimed=GroupStatus.DELETING)
         raise channel_error(exc) from exc
     await accepted(ctx, op_id, request_id)
-    return {"Result": 1}
+    return Done()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from opencams.channel.errors import GraphError
+from opencams.errors import GraphError
 from opencams.groups.common import (
     WRITABLE,
     channel_error,
@@ -15,15 +13,16 @@ from opencams.groups.common import (
 )
 from opencams.groups.context import Ctx
 from opencams.groups.requests import GroupRef
+from opencams.groups.results import Done, InviteLink
 from opencams.store import queries
 
 
-async def add_chat_group_invite_link(ctx: Ctx, req: GroupRef) -> dict[str, Any]:
+async def add_chat_group_invite_link(ctx: Ctx, req: GroupRef) -> InviteLink:
     """The group's current link; one is made when it has none (contract §5)."""
     number, group = await resolve_group(ctx, req)
     require_status(group, WRITABLE, "inviting to it")
     if group.invite_link:
-        return {"InviteLink": group.invite_link}
+        return InviteLink(group.invite_link)
     try:
         # Meta may hold a link opencams has not seen (made by another client): prefer it.
         link = await ctx.deps.channel.get_invite_link(meta_id(group), token(ctx, number))
@@ -33,10 +32,10 @@ async def add_chat_group_invite_link(ctx: Ctx, req: GroupRef) -> dict[str, Any]:
         raise channel_error(exc) from exc
     async with ctx.deps.store.tx() as conn:
         await queries.set_group(conn, group.id, invite_link=link)
-    return {"InviteLink": link}
+    return InviteLink(link)
 
 
-async def delete_chat_group_invite_link(ctx: Ctx, req: GroupRef) -> dict[str, Any]:
+async def delete_chat_group_invite_link(ctx: Ctx, req: GroupRef) -> Done:
     """Revokes the link: the old one stops working, and InviteLink is absent until a new one."""
     number, group = await resolve_group(ctx, req)
     require_status(group, WRITABLE, "revoking its invite link")
@@ -46,4 +45,4 @@ async def delete_chat_group_invite_link(ctx: Ctx, req: GroupRef) -> dict[str, An
         raise channel_error(exc) from exc
     async with ctx.deps.store.tx() as conn:
         await queries.set_group(conn, group.id, invite_link=None)
-    return {"Result": 1}
+    return Done()

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from opencams.errors import ChatGroupNotFound
 from opencams.groups import validation
 from opencams.groups.common import (
-    group_item,
     require_allowlisted,
     resolve_group_number,
     resolve_number,
 )
 from opencams.groups.context import Ctx
 from opencams.groups.requests import ListChatGroupParticipantsRequest, ListChatGroupRequest
-from opencams.rpc.errors import ChatGroupNotFound
+from opencams.groups.results import GroupPage, ParticipantPage
 from opencams.store.records import GroupFilter
 
 # ListChatGroupParticipants takes Page optionally (the SDK and the vendor doc mark it optional);
@@ -21,7 +19,7 @@ from opencams.store.records import GroupFilter
 DEFAULT_PARTICIPANTS_PAGE = validation.Page(index=1, size=20)
 
 
-async def list_chat_group(ctx: Ctx, req: ListChatGroupRequest) -> dict[str, Any]:
+async def list_chat_group(ctx: Ctx, req: ListChatGroupRequest) -> GroupPage:
     require_allowlisted(ctx)
     page = validation.page(req.page)
     channel_type = validation.channel_type(req.channel_type)
@@ -42,12 +40,12 @@ async def list_chat_group(ctx: Ctx, req: ListChatGroupRequest) -> dict[str, Any]
         offset=page.offset,
         limit=page.size,
     )
-    return {"Data": {"Total": total, "List": [group_item(g) for g in groups]}}
+    return GroupPage(total=total, groups=groups)
 
 
 async def list_chat_group_participants(
     ctx: Ctx, req: ListChatGroupParticipantsRequest
-) -> dict[str, Any]:
+) -> ParticipantPage:
     require_allowlisted(ctx)
     page = validation.optional_page(req.page, DEFAULT_PARTICIPANTS_PAGE)
     number = await resolve_group_number(ctx, req.ref)
@@ -55,4 +53,4 @@ async def list_chat_group_participants(
     if found is None:
         raise ChatGroupNotFound()
     total, members = found
-    return {"Data": {"Total": total, "List": [{"ParticipantNumber": n} for n in members]}}
+    return ParticipantPage(total=total, numbers=members)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from opencams.channel.errors import GraphError
+from opencams.errors import (
+    ChatGroupInvalidStatus,
+    GraphError,
+    ParticipantListInvalid,
+    ParticipantNotFound,
+)
 from opencams.groups import validation
 from opencams.groups.common import (
     WRITABLE,
@@ -19,7 +22,7 @@ from opencams.groups.context import Ctx
 from opencams.groups.ids import new_unique_code
 from opencams.groups.lifecycle import accepted, refused
 from opencams.groups.requests import DeleteChatGroupParticipantsRequest, RawComplex
-from opencams.rpc.errors import ChatGroupInvalidStatus, ParticipantListInvalid, ParticipantNotFound
+from opencams.groups.results import Done
 from opencams.store import queries
 
 MAX_REMOVALS = 8  # Meta: at most 8 participants per removal call
@@ -45,9 +48,7 @@ def participant_numbers(raw: RawComplex | None) -> list[str]:
     return numbers
 
 
-async def delete_chat_group_participants(
-    ctx: Ctx, req: DeleteChatGroupParticipantsRequest
-) -> dict[str, Any]:
+async def delete_chat_group_participants(ctx: Ctx, req: DeleteChatGroupParticipantsRequest) -> Done:
     require_allowlisted(ctx)
     numbers = participant_numbers(req.participants)
     number, group = await resolve_group(ctx, req.ref)
@@ -78,4 +79,4 @@ async def delete_chat_group_participants(
         await refused(ctx, op_id, exc, group=group, claimed=None)
         raise channel_error(exc) from exc
     await accepted(ctx, op_id, request_id)
-    return {"Result": len(numbers)}
+    return Done(result=len(numbers))

@@ -22,13 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opencams.channel.errors import GraphError
 from opencams.channel.types import GroupInfo, GroupSummary
+from opencams.errors import GraphError, StoreUnavailable
 from opencams.groups.context import Deps
 from opencams.groups.events import apply_parked
 from opencams.groups.ids import new_group_id
+from opencams.names import GroupStatus
 from opencams.store import queries
-from opencams.store.errors import StoreUnavailable
 from opencams.store.records import GroupRecord, NumberRecord, OperationRecord
 from opencams.store.repo import now_ms
 
@@ -183,7 +183,7 @@ class Syncer:
                         subject=subject,
                         subject_search=subject.casefold(),
                         description=meta.info.description,
-                        status="SUSPENDED" if meta.info.suspended else "ACTIVE",
+                        status=GroupStatus.SUSPENDED if meta.info.suspended else GroupStatus.ACTIVE,
                         meta_group_id=meta.summary.id,
                         invite_link=meta.invite_link,
                         join_approval_mode=meta.info.join_approval_mode,
@@ -208,7 +208,7 @@ class Syncer:
         """A CREATING group of the same subject whose create is younger than the grace period."""
         subject = meta.info.subject or meta.summary.subject
         for group in await queries.live_groups_of_number(conn, number.id):
-            if group.status == "CREATING" and group.subject == subject:
+            if group.status == GroupStatus.CREATING and group.subject == subject:
                 op = await queries.pending_operation(conn, group.id, "create")
                 if op is not None and not self._settleable(op):
                     return True
@@ -218,7 +218,7 @@ class Syncer:
         """A CREATING group of this number whose create is still pending, same subject."""
         subject = meta.info.subject or meta.summary.subject
         for group in await queries.live_groups_of_number(conn, number.id):
-            if group.status != "CREATING" or group.subject != subject:
+            if group.status != GroupStatus.CREATING or group.subject != subject:
                 continue
             op = await queries.pending_operation(conn, group.id, "create")
             if op is None or not self._settleable(op):
@@ -226,8 +226,8 @@ class Syncer:
             await queries.set_group(
                 conn,
                 group.id,
-                when_status={"CREATING"},
-                status="SUSPENDED" if meta.info.suspended else "ACTIVE",
+                when_status={GroupStatus.CREATING},
+                status=GroupStatus.SUSPENDED if meta.info.suspended else GroupStatus.ACTIVE,
                 meta_group_id=meta.summary.id,
                 invite_link=meta.invite_link,
             )
@@ -262,14 +262,16 @@ class Syncer:
                         profile_picture_url=asked["picture_url"],
                         picture_sha256=asked.get("picture_sha256"),
                     )
-                await queries.set_group(conn, group.id, when_status={"UPDATING"}, status="ACTIVE")
+                await queries.set_group(
+                    conn, group.id, when_status={GroupStatus.UPDATING}, status=GroupStatus.ACTIVE
+                )
             elif op.kind == "delete":
                 state, error = "failed", "Meta still has the group"
                 await queries.set_group(
                     conn,
                     group.id,
-                    when_status={"DELETING"},
-                    status=asked.get("previous_status", "ACTIVE"),
+                    when_status={GroupStatus.DELETING},
+                    status=asked.get("previous_status", GroupStatus.ACTIVE),
                     failure_reason=error,
                 )
             elif op.kind == "remove_participants":
@@ -289,12 +291,12 @@ class Syncer:
     ) -> None:
         values: dict[str, Any] = {}
         subject = meta.info.subject
-        if subject and subject != group.subject and group.status != "UPDATING":
+        if subject and subject != group.subject and group.status != GroupStatus.UPDATING:
             values.update(subject=subject, subject_search=subject.casefold())
         if (
             meta.info.description is not None
             and meta.info.description != group.description
-            and group.status != "UPDATING"
+            and group.status != GroupStatus.UPDATING
         ):
             values["description"] = meta.info.description
         if meta.invite_link != group.invite_link:
@@ -304,11 +306,14 @@ class Syncer:
             changed = await queries.set_group(conn, group.id, **values)
         if meta.info.suspended:
             changed |= await queries.set_group(
-                conn, group.id, when_status={"ACTIVE", "UPDATING"}, status="SUSPENDED"
+                conn,
+                group.id,
+                when_status={GroupStatus.ACTIVE, GroupStatus.UPDATING},
+                status=GroupStatus.SUSPENDED,
             )
         else:
             changed |= await queries.set_group(
-                conn, group.id, when_status={"SUSPENDED"}, status="ACTIVE"
+                conn, group.id, when_status={GroupStatus.SUSPENDED}, status=GroupStatus.ACTIVE
             )
         report.updated += changed
 
@@ -364,19 +369,19 @@ class Syncer:
         """UPDATING or DELETING with no operation pending (settled elsewhere): back to ACTIVE."""
         async with self.deps.store.tx() as conn:
             for group in await queries.live_groups_of_number(conn, number.id):
-                if group.status not in ("UPDATING", "DELETING"):
+                if group.status not in (GroupStatus.UPDATING, GroupStatus.DELETING):
                     continue
                 if await queries.pending_operations(conn, [group.id]):
                     continue
                 if await queries.set_group(
-                    conn, group.id, when_status={group.status}, status="ACTIVE"
+                    conn, group.id, when_status={group.status}, status=GroupStatus.ACTIVE
                 ):
                     report.updated += 1
 
     async def _never_confirmed(self, number: NumberRecord, report: SyncReport) -> None:
         async with self.deps.store.tx() as conn:
             for group in await queries.live_groups_of_number(conn, number.id):
-                if group.status != "CREATING":
+                if group.status != GroupStatus.CREATING:
                     continue
                 op = await queries.pending_operation(conn, group.id, "create")
                 if op is None or not self._settleable(op):
@@ -385,8 +390,8 @@ class Syncer:
                 await queries.set_group(
                     conn,
                     group.id,
-                    when_status={"CREATING"},
-                    status="INACTIVE",
+                    when_status={GroupStatus.CREATING},
+                    status=GroupStatus.INACTIVE,
                     failure_reason=reason,
                 )
                 if await queries.settle_operation(conn, op.id, "failed", error=reason):

@@ -8,8 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from opencams.groups.requests import RawComplex
-from opencams.rpc.errors import (
+from opencams.errors import (
     ChannelTypeNotSupport,
     DescriptionInvalid,
     GroupStatusNotSupport,
@@ -18,9 +17,11 @@ from opencams.rpc.errors import (
     PhoneNumberError,
     SubjectInvalid,
 )
+from opencams.groups.requests import RawComplex
+from opencams.names import GroupStatus
 
 SUPPORTED_CHANNELS = frozenset({"WHATSAPP"})
-STATUSES = frozenset({"ACTIVE", "INACTIVE", "SUSPENDED", "CREATING", "DELETING", "UPDATING"})
+STATUSES = frozenset(GroupStatus)
 MAX_SUBJECT = 128
 MAX_DESCRIPTION = 2048
 MAX_PAGE_SIZE = 100

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from opencams.access.policy import SYSTEM_POLICIES, PolicyError, parse_policy
+from opencams.access.policy import SYSTEM_POLICIES, parse_policy
+from opencams.errors import PolicyError
 from opencams.store.crypto import SecretBox
 from opencams.store.tables import (
     access_keys,

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from opencams.errors import ProvisionError
+from opencams.names import ACTION_NAMES
 from opencams.provision import access
-from opencams.rpc.actions import ACTION_NAMES
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store, now_ms
 from opencams.store.tables import (
@@ -86,14 +87,6 @@ class WhatsAppSpec(_Model):
 class ProvisionFile(_Model):
     whatsapp: WhatsAppSpec | None = None
     accounts: list[AccountSpec] = Field(default_factory=list)
-
-
-class ProvisionError(Exception):
-    """The file cannot be applied; `problems` lists every reason, nothing was written."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def load_file(path: Path) -> ProvisionFile:

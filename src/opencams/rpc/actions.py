@@ -1,17 +1,23 @@
-"""The action table: wire name -> RAM action, parameter decoding, handler.
+"""The action table: (version, wire name) -> parameter decoding, the RAM action that authorizes
+it, the handler, and how its result is rendered.
 
 Decoding here is about the wire only (presence, encoding); what the values may be is decided by
-`groups.validation` and the handlers.
+`groups.validation` and the handlers. Each entry pairs a decoder, a handler and a renderer of
+the same request and result types: mypy checks the pairing. STS's AssumeRole is an entry like
+the others; its `ram_action` is None because a role's trust, not a RAM policy, decides who may
+assume it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from opencams.access.sts import AssumedRole, AssumeRoleRequest, RoleAssumer
+from opencams.errors import MissingParameter, NotJson
 from opencams.groups import lifecycle, links, listing, members
-from opencams.groups.context import Ctx
+from opencams.groups.context import Ctx, Deps
 from opencams.groups.requests import (
     AddChatGroupRequest,
     DeleteChatGroupParticipantsRequest,
@@ -21,18 +27,49 @@ from opencams.groups.requests import (
     RawComplex,
     UpdateChatGroupRequest,
 )
-from opencams.rpc.errors import MissingParameter
-from opencams.rpc.params import NotJson, Params
+from opencams.identity import Caller
+from opencams.names import API_VERSION, STS_VERSION, ActionName
+from opencams.rpc import render
+from opencams.rpc.params import Params
 
-API_VERSION = "2020-06-06"
+Req = TypeVar("Req")
+Res = TypeVar("Res")
 
 
 @dataclass(frozen=True)
-class Action:
-    name: str
-    ram_action: str
-    decode: Callable[[Params], Any]
-    handler: Callable[[Ctx, Any], Awaitable[dict[str, Any]]]
+class Call:
+    """One authenticated call, as a handler sees it."""
+
+    caller: Caller
+    request_id: str
+    deps: Deps
+    roles: RoleAssumer
+
+
+@dataclass(frozen=True)
+class Action(Generic[Req, Res]):
+    name: ActionName
+    version: str
+    ram_action: str | None  # None: the handler decides who may (AssumeRole: the role's trust)
+    decode: Callable[[Params], Req]
+    run: Callable[[Call, Req], Awaitable[Res]]
+    render: Callable[[Res], dict[str, Any]]
+
+    async def __call__(self, call: Call, params: Params) -> dict[str, Any]:
+        return self.render(await self.run(call, self.decode(params)))
+
+
+def _groups(handler: Callable[[Ctx, Req], Awaitable[Res]]) -> Callable[[Call, Req], Awaitable[Res]]:
+    async def run(call: Call, req: Req) -> Res:
+        return await handler(
+            Ctx(caller=call.caller, deps=call.deps, request_id=call.request_id), req
+        )
+
+    return run
+
+
+async def _assume_role(call: Call, req: AssumeRoleRequest) -> AssumedRole:
+    return await call.roles.assume_role(call.caller, req)
 
 
 def _complex(params: Params, name: str) -> RawComplex | None:
@@ -113,44 +150,48 @@ def _delete_participants(params: Params) -> DeleteChatGroupParticipantsRequest:
     )
 
 
-ACTIONS: dict[str, Action] = {
-    action.name: action
-    for action in (
-        Action("AddChatGroup", "cams:AddChatGroup", _add_chat_group, lifecycle.add_chat_group),
-        Action("ListChatGroup", "cams:ListChatGroup", _list_chat_group, listing.list_chat_group),
-        Action(
-            "UpdateChatGroup",
-            "cams:UpdateChatGroup",
-            _update_chat_group,
-            lifecycle.update_chat_group,
-        ),
-        Action("DeleteChatGroup", "cams:DeleteChatGroup", _ref, lifecycle.delete_chat_group),
-        Action(
-            "AddChatGroupInviteLink",
-            "cams:AddChatGroupInviteLink",
-            _ref,
-            links.add_chat_group_invite_link,
-        ),
-        Action(
-            "DeleteChatGroupInviteLink",
-            "cams:DeleteChatGroupInviteLink",
-            _ref,
-            links.delete_chat_group_invite_link,
-        ),
-        Action(
-            "ListChatGroupParticipants",
-            "cams:ListChatGroupParticipants",
-            _list_participants,
-            listing.list_chat_group_participants,
-        ),
-        Action(
-            "DeleteChatGroupParticipants",
-            "cams:DeleteChatGroupParticipants",
-            _delete_participants,
-            members.delete_chat_group_participants,
-        ),
+def _assume_role_request(params: Params) -> AssumeRoleRequest:
+    return AssumeRoleRequest(
+        role_arn=params.require("RoleArn"),
+        role_session_name=params.require("RoleSessionName"),
+        duration_seconds=params.get("DurationSeconds"),
+        policy=params.get("Policy"),
     )
-}
 
-# Every action a policy or a throttle can name (AssumeRole is STS's, served at the same endpoint).
-ACTION_NAMES: tuple[str, ...] = (*ACTIONS, "AssumeRole")
+
+def _cams(
+    name: ActionName,
+    decode: Callable[[Params], Req],
+    handler: Callable[[Ctx, Req], Awaitable[Res]],
+    renderer: Callable[[Res], dict[str, Any]],
+) -> Action[Req, Res]:
+    return Action(name, API_VERSION, f"cams:{name}", decode, _groups(handler), renderer)
+
+
+_TABLE: tuple[Action[Any, Any], ...] = (
+    _cams("AddChatGroup", _add_chat_group, lifecycle.add_chat_group, render.created),
+    _cams("ListChatGroup", _list_chat_group, listing.list_chat_group, render.group_page),
+    _cams("UpdateChatGroup", _update_chat_group, lifecycle.update_chat_group, render.done),
+    _cams("DeleteChatGroup", _ref, lifecycle.delete_chat_group, render.done),
+    _cams("AddChatGroupInviteLink", _ref, links.add_chat_group_invite_link, render.invite_link),
+    _cams("DeleteChatGroupInviteLink", _ref, links.delete_chat_group_invite_link, render.done),
+    _cams(
+        "ListChatGroupParticipants",
+        _list_participants,
+        listing.list_chat_group_participants,
+        render.participant_page,
+    ),
+    _cams(
+        "DeleteChatGroupParticipants",
+        _delete_participants,
+        members.delete_chat_group_participants,
+        render.done,
+    ),
+    Action(
+        "AssumeRole", STS_VERSION, None, _assume_role_request, _assume_role, render.assumed_role
+    ),
+)
+
+ACTIONS: dict[tuple[str, str], Action[Any, Any]] = {
+    (action.version, action.name): action for action in _TABLE
+}

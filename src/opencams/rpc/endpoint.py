@@ -8,25 +8,22 @@ database becomes ServiceUnavailable, and anything else is logged and answered In
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from opencams.access.audit import AuditLog
+from opencams.access.audit import Audit
 from opencams.access.authn import Authenticator
-from opencams.access.authz import Authorizer
+from opencams.access.authz import Authorize
 from opencams.access.network import Network, origin
-from opencams.access.sts import STS_VERSION, Tokens, assume_role
-from opencams.access.throttle import Throttle
-from opencams.groups.context import Caller, Ctx, Deps
-from opencams.rpc.actions import ACTIONS, API_VERSION
-from opencams.rpc.envelope import failure, new_request_id, success
-from opencams.rpc.errors import (
+from opencams.access.signature import SignatureClaim, parse_v1, parse_v3
+from opencams.access.sts import RoleAssumer
+from opencams.access.throttle import Throttling
+from opencams.errors import (
     CamsError,
     ForbiddenRAM,
     IncompleteSignature,
@@ -36,14 +33,16 @@ from opencams.rpc.errors import (
     InvalidVersion,
     MissingParameter,
     ServiceUnavailable,
-    ThrottlingUser,
+    StoreRejected,
+    StoreUnavailable,
     UnsupportedHTTPMethod,
 )
+from opencams.groups.context import Deps
+from opencams.identity import Caller
+from opencams.names import API_VERSION, STS_VERSION
+from opencams.rpc.actions import ACTIONS, Call
+from opencams.rpc.envelope import failure, new_request_id, success
 from opencams.rpc.params import Params
-from opencams.rpc.signature import SignatureClaim, parse_v1, parse_v3
-from opencams.store import access_queries
-from opencams.store.errors import StoreRejected, StoreUnavailable
-from opencams.store.repo import Store
 
 log = logging.getLogger("opencams.rpc")
 
@@ -56,34 +55,6 @@ METHODS = ("GET", "POST")
 # The audit code of a request whose client went away before its body was complete.
 CLIENT_CLOSED = "ClientClosedRequest"
 FORM_TYPE = "application/x-www-form-urlencoded"
-RATES_TTL_SECONDS = 5.0
-
-
-@dataclass
-class Throttling:
-    """Rates: per account and action from the provisioning file, else per action, else default."""
-
-    throttle: Throttle
-    store: Store
-    default_rate: float = 50.0
-    action_rates: dict[str, float] = field(default_factory=dict)
-    _cache: dict[str, tuple[float, dict[str, float]]] = field(default_factory=dict)
-
-    async def rate(self, account_id: str, action: str) -> float:
-        cached = self._cache.get(account_id)
-        if cached is None or time.monotonic() - cached[0] > RATES_TTL_SECONDS:
-            cached = (time.monotonic(), await access_queries.throttle_rates(self.store, account_id))
-            self._cache[account_id] = cached
-        rates = cached[1]
-        for key in (action, "*"):
-            if key in rates:
-                return rates[key]
-        return self.action_rates.get(action, self.default_rate)
-
-    async def check(self, account_id: str, action: str) -> None:
-        verdict = await self.throttle.take(account_id, action, await self.rate(account_id, action))
-        if not verdict.allowed:
-            raise ThrottlingUser(verdict.retry_after_ms)
 
 
 @dataclass
@@ -99,14 +70,15 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """Every part is required: tests that want no policies pass `access.authz.AllowAll`."""
+
     authenticator: Authenticator
+    authorizer: Authorize
+    throttling: Throttling
+    audit: Audit
     deps: Deps
-    authorizer: Authorizer | None = None
-    throttling: Throttling | None = None
-    audit: AuditLog | None = None
-    tokens: Tokens | None = None
+    roles: RoleAssumer
     trusted_proxies: tuple[Network, ...] = ()
-    sts_min_duration: int = 900
 
     async def __call__(self, request: Request) -> Response:
         request_id = new_request_id()
@@ -142,8 +114,6 @@ class Endpoint:
         return response
 
     def _audit(self, request_id: str, outcome: Outcome, code: str) -> None:
-        if self.audit is None:
-            return
         caller = outcome.caller
         self.audit.record(
             request_id=request_id,
@@ -199,9 +169,8 @@ class Endpoint:
         if version not in (API_VERSION, STS_VERSION):
             raise InvalidVersion()
         outcome.action = action_name
-        action = ACTIONS.get(action_name) if version == API_VERSION else None
-        is_sts = version == STS_VERSION and action_name == "AssumeRole" and self.tokens is not None
-        if action is None and not is_sts:
+        action = ACTIONS.get((version, action_name))
+        if action is None:
             raise InvalidActionNotFound()
 
         claim: SignatureClaim
@@ -220,34 +189,16 @@ class Endpoint:
         caller = await self.authenticator.authenticate(claim)
         outcome.caller = caller
 
-        if is_sts:
-            # A role's trust (its trusted RAM users) decides who may assume it.
-            assert self.tokens is not None
-            if self.throttling is not None:
-                await self.throttling.check(caller.account_id, action_name)
-            result = await assume_role(
-                self.deps.store,
-                self.tokens,
-                caller_account=caller.account_id,
-                caller_type=caller.principal_type,
-                caller_user=caller.user_name,
-                params=params.values,
-                min_duration=self.sts_min_duration,
-            )
-            outcome.decision, outcome.statement = "allow", "trusted by the role"
-            return result
-
-        assert action is not None
-        if self.authorizer is not None:
+        if action.ram_action is not None:
             verdict = await self.authorizer.check(caller, action.ram_action, where.ip, where.secure)
             outcome.decision, outcome.statement = verdict.decision, verdict.statement
-        else:
-            outcome.decision = "allow"
-        if self.throttling is not None:
-            await self.throttling.check(caller.account_id, action_name)
-        decoded = action.decode(params)
-        ctx = Ctx(caller=caller, deps=self.deps, request_id=request_id)
-        return await action.handler(ctx, decoded)
+        await self.throttling.check(caller.account_id, action_name)
+        call = Call(caller=caller, request_id=request_id, deps=self.deps, roles=self.roles)
+        fields = await action(call, params)
+        if action.ram_action is None:
+            # AssumeRole: the role's trust (its trusted RAM users) decided, in the handler.
+            outcome.decision, outcome.statement = "allow", "trusted by the role"
+        return fields
 
 
 async def _read_body(request: Request) -> bytes:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from opencams.rpc.errors import BusinessError, CamsError
+from opencams.errors import BusinessError, CamsError
 
 JSON_TYPE = "application/json;charset=utf-8"
 ERRORS_DOC = "https://github.com/opencams/opencams/blob/main/docs/errors.md"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opencams.rpc.errors import InvalidParameter, MissingParameter
+from opencams.errors import InvalidParameter, MissingParameter, NotJson
 
 # C0 controls except TAB, LF and CR (which a description may hold), DEL, and lone surrogates.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -25,10 +25,6 @@ MAX_NAME = 128
 class ComplexValue:
     value: Any
     flattened: bool
-
-
-class NotJson(Exception):
-    """A JSON-form complex parameter that is not valid JSON."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .errors import ControlError
+from .errors import ControlRefused
 from .members import Members
 from .rules import Rules
 from .state import OPERATIONS, WEBHOOK_OPERATIONS, FailMode, FailRule, SimState
@@ -31,9 +31,9 @@ async def control_body(request: Request) -> Body:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise ControlError(400, "the request body is not valid JSON") from None
+        raise ControlRefused(400, "the request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise ControlError(400, "the request body must be a JSON object")
+        raise ControlRefused(400, "the request body must be a JSON object")
     return body
 
 
@@ -41,10 +41,10 @@ def text_field(body: Body, name: str, required: bool = True) -> str | None:
     value = body.get(name)
     if value is None or value == "":
         if required:
-            raise ControlError(400, f"missing field: {name}")
+            raise ControlRefused(400, f"missing field: {name}")
         return None
     if not isinstance(value, str):
-        raise ControlError(400, f"field {name} must be a string")
+        raise ControlRefused(400, f"field {name} must be a string")
     return value
 
 
@@ -55,7 +55,7 @@ def required_text(body: Body, name: str) -> str:
 def bool_field(body: Body, name: str) -> bool:
     value = body.get(name)
     if not isinstance(value, bool):
-        raise ControlError(400, f"field {name} must be true or false")
+        raise ControlRefused(400, f"field {name} must be true or false")
     return value
 
 
@@ -98,7 +98,7 @@ class ControlApi:
     async def numbers(self, body: Body) -> Body:
         phone_number_id = required_text(body, "phone_number_id")
         if not phone_number_id.isdigit():
-            raise ControlError(400, "phone_number_id must be digits")
+            raise ControlRefused(400, "phone_number_id must be digits")
         number = self.state.register_number(
             phone_number_id,
             waba_id=text_field(body, "waba_id", required=False),
@@ -110,15 +110,15 @@ class ControlApi:
     async def fail_next(self, body: Body) -> Body:
         operation = required_text(body, "operation")
         if operation not in OPERATIONS:
-            raise ControlError(400, f"operation must be one of {', '.join(OPERATIONS)}")
+            raise ControlRefused(400, f"operation must be one of {', '.join(OPERATIONS)}")
         code = body.get("code")
         if not isinstance(code, int) or isinstance(code, bool) or code <= 0:
-            raise ControlError(400, "code must be a positive integer (a Meta error code)")
+            raise ControlRefused(400, "code must be a positive integer (a Meta error code)")
         mode = body.get("mode", "sync")
         if mode not in ("sync", "webhook"):
-            raise ControlError(400, "mode must be sync or webhook")
+            raise ControlRefused(400, "mode must be sync or webhook")
         if mode == "webhook" and operation not in WEBHOOK_OPERATIONS:
-            raise ControlError(
+            raise ControlRefused(
                 400,
                 f"{operation} has no webhook; webhook mode is for {', '.join(WEBHOOK_OPERATIONS)}",
             )
@@ -129,7 +129,7 @@ class ControlApi:
     async def eligible(self, body: Body) -> Body:
         phone_number_id = required_text(body, "phone_number_id")
         if not phone_number_id.isdigit():
-            raise ControlError(400, "phone_number_id must be digits")
+            raise ControlRefused(400, "phone_number_id must be digits")
         number = self.state.register_number(phone_number_id)
         number.eligible = bool_field(body, "eligible")
         return number.dump()
@@ -155,7 +155,7 @@ class ControlApi:
         group = self.members.control_group(required_text(body, "group_id"))
         if group.suspended == suspended:
             state = "suspended" if suspended else "not suspended"
-            raise ControlError(409, f"the group is already {state}")
+            raise ControlRefused(409, f"the group is already {state}")
         self.rules.set_suspended(group, suspended)
         return {"group_id": group.group_id, "suspended": suspended}
 
@@ -196,7 +196,7 @@ class ControlApi:
         """Run Meta's GET verification handshake against the callback URL."""
         result = await self.outbox.verify_callback(required_text(body, "verify_token"))
         if not result["ok"]:
-            raise ControlError(409, f"callback verification failed: {result}")
+            raise ControlRefused(409, f"callback verification failed: {result}")
         return result
 
     # --- state ---------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def _wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         try:
             body = await control_body(request) if request.method == "POST" else {}
             return JSONResponse(await handler(body))
-        except ControlError as exc:
+        except ControlRefused as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
 
     return endpoint

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from opencams.errors import SimulatorError
+
 from .ids import new_fbtrace_id
 
 
@@ -67,7 +69,7 @@ def error_info(code: int) -> ErrorInfo:
     return ERRORS.get(code, ErrorInfo("Error", 400))
 
 
-class GraphError(Exception):
+class MetaErrorAnswer(SimulatorError):
     """Raised by the rules; the Graph layer renders it as a Graph error response."""
 
     def __init__(self, code: int, details: str | None = None) -> None:
@@ -107,7 +109,7 @@ def webhook_error(code: int, details: str | None = None) -> dict[str, Any]:
     }
 
 
-class ControlError(Exception):
+class ControlRefused(SimulatorError):
     """A test control refused (e.g. tapping the link of a full group); rendered as 4xx JSON."""
 
     def __init__(self, status: int, message: str, code: int | None = None) -> None:

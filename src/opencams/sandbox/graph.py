@@ -1,7 +1,7 @@
 """HTTP face of the fake Graph API: `/graph/{version}/...` routes, auth, body parsing, errors.
 
 The business rules are in `rules.py` / `members.py`; this module only turns HTTP into calls and
-`GraphError` into Meta's error JSON.
+`MetaErrorAnswer` into Meta's error JSON.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .errors import GraphError
+from .errors import MetaErrorAnswer
 from .media import MAX_PICTURE_BYTES, parse_multipart
 from .members import Members
 from .rules import Page, Rules, unsupported_object
@@ -42,16 +42,16 @@ def bearer_token(request: Request) -> str:
     token = request.query_params.get("access_token", "")
     if token.strip():
         return token.strip()
-    raise GraphError(190, "Invalid OAuth access token - Cannot parse access token")
+    raise MetaErrorAnswer(190, "Invalid OAuth access token - Cannot parse access token")
 
 
 async def read_body(request: Request) -> bytes:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > _MAX_BODY:
-        raise GraphError(100, "Request body too large")
+        raise MetaErrorAnswer(100, "Request body too large")
     body = await request.body()
     if len(body) > _MAX_BODY:
-        raise GraphError(100, "Request body too large")
+        raise MetaErrorAnswer(100, "Request body too large")
     return body
 
 
@@ -66,9 +66,9 @@ async def json_params(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise GraphError(100, "The request body is not valid JSON") from None
+        raise MetaErrorAnswer(100, "The request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise GraphError(100, "The request body must be a JSON object")
+        raise MetaErrorAnswer(100, "The request body must be a JSON object")
     return body
 
 
@@ -119,10 +119,10 @@ class GraphApi:
         async def endpoint(request: Request) -> Response:
             try:
                 if not _VERSION.fullmatch(request.path_params["version"]):
-                    raise GraphError(2500, "Unknown path components: unsupported API version")
+                    raise MetaErrorAnswer(2500, "Unknown path components: unsupported API version")
                 token = bearer_token(request)
                 return await handler(request, token)
-            except GraphError as exc:
+            except MetaErrorAnswer as exc:
                 return graph_json(exc.body(), exc.http_status)
 
         return endpoint
@@ -140,7 +140,7 @@ class GraphApi:
                 node, token, query.get("limit"), query.get("after"), query.get("before")
             )
             return graph_json({"data": {"groups": items}, "paging": paging(request, page)})
-        raise GraphError(100, unsupported(request, node))
+        raise MetaErrorAnswer(100, unsupported(request, node))
 
     # --- /{group_id} ---------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ class GraphApi:
         node = request.path_params["node"]
         if node.isdigit():
             # Phone-number (or other numeric) nodes are outside the groups surface.
-            raise GraphError(100, unsupported(request, node))
+            raise MetaErrorAnswer(100, unsupported(request, node))
         if request.method == "GET":
             raw = request.query_params.get("fields", "")
             fields = [f.strip() for f in raw.split(",") if f.strip()]
@@ -175,7 +175,7 @@ class GraphApi:
         node = self._group_node(request)
         if request.method != "DELETE":
             # Adding participants is not possible through the API (spec §1.1 rows 8 and 10).
-            raise GraphError(100, unsupported(request, node))
+            raise MetaErrorAnswer(100, unsupported(request, node))
         body = await json_params(request)
         return graph_json(self.members.remove_participants(node, token, body))
 
@@ -198,7 +198,7 @@ class GraphApi:
     def _group_node(request: Request) -> str:
         node: str = request.path_params["node"]
         if node.isdigit():
-            raise GraphError(100, unsupported(request, node))
+            raise MetaErrorAnswer(100, unsupported(request, node))
         return node
 
 
@@ -211,7 +211,7 @@ async def update_params(request: Request) -> tuple[dict[str, Any], bytes | None]
     try:
         parts = parse_multipart(raw, content_type)
     except ValueError as exc:
-        raise GraphError(100, f"Malformed multipart body: {exc}") from None
+        raise MetaErrorAnswer(100, f"Malformed multipart body: {exc}") from None
     params: dict[str, Any] = {}
     picture: bytes | None = None
     for part in parts:
@@ -244,7 +244,7 @@ def _page_url(request: Request, limit: str | None, key: str, cursor: str) -> str
 
 
 async def unknown_path(request: Request) -> Response:
-    error = GraphError(2500, f"Unknown path components: {request.url.path}")
+    error = MetaErrorAnswer(2500, f"Unknown path components: {request.url.path}")
     return graph_json(error.body(), error.http_status)
 
 

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from email.message import Message
 
-from .errors import GraphError
+from .errors import MetaErrorAnswer
 
 MAX_PICTURE_BYTES = 5 * 1024 * 1024
 MIN_PICTURE_SIDE = 192
@@ -116,15 +116,15 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 def validate_picture(data: bytes) -> Picture:
     if len(data) > MAX_PICTURE_BYTES:
-        raise GraphError(100, "The profile picture must be at most 5 MB")
+        raise MetaErrorAnswer(100, "The profile picture must be at most 5 MB")
     size = jpeg_size(data)
     if size is None:
-        raise GraphError(100, "The profile picture must be an image/jpeg file")
+        raise MetaErrorAnswer(100, "The profile picture must be an image/jpeg file")
     width, height = size
     if width != height:
-        raise GraphError(131209, f"The profile picture must be square (got {width}x{height})")
+        raise MetaErrorAnswer(131209, f"The profile picture must be square (got {width}x{height})")
     if width < MIN_PICTURE_SIDE:
-        raise GraphError(
+        raise MetaErrorAnswer(
             131210, f"The profile picture must be at least 192x192 pixels (got {width}x{height})"
         )
     return Picture(sha256=hashlib.sha256(data).hexdigest(), width=width, height=height)

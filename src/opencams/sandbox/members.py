@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ControlError, GraphError, webhook_error
+from .errors import ControlRefused, MetaErrorAnswer, webhook_error
 from .ids import invite_code_from_link, make_join_request_id, new_request_id, normalize_wa_id
 from .rules import Page, Rules, paginate, parse_limit, require_whatsapp
 from .state import MAX_PARTICIPANTS, MAX_REMOVE_PER_CALL, Group, JoinRequest, now_ts
@@ -159,7 +159,7 @@ class Members:
         require_whatsapp(body)
         ids = body.get("join_requests")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
-            raise GraphError(100, "Param join_requests must be a non-empty list of ids")
+            raise MetaErrorAnswer(100, "Param join_requests must be a non-empty list of ids")
         return group, list(dict.fromkeys(ids))
 
     @staticmethod
@@ -175,17 +175,19 @@ class Members:
         wa_id = control_wa_id(raw_wa_id)
         group = self.state.group_by_invite(invite_code_from_link(link))
         if group is None:
-            raise ControlError(404, "invite link is unknown or has been revoked")
+            raise ControlRefused(404, "invite link is unknown or has been revoked")
         if group.suspended:
-            raise ControlError(409, "the group is suspended", 131207)
+            raise ControlRefused(409, "the group is suspended", 131207)
         if wa_id in group.participants:
-            raise ControlError(409, f"{wa_id} is already a participant")
+            raise ControlRefused(409, f"{wa_id} is already a participant")
         if wa_id in group.banned:
-            raise ControlError(
+            raise ControlRefused(
                 403, f"{wa_id} was removed by the business and cannot rejoin through a link"
             )
         if len(group.participants) >= MAX_PARTICIPANTS:
-            raise ControlError(409, f"the group is full ({MAX_PARTICIPANTS} participants)", 131204)
+            raise ControlRefused(
+                409, f"the group is full ({MAX_PARTICIPANTS} participants)", 131204
+            )
         result: dict[str, Any] = {"group_id": group.group_id, "wa_id": wa_id}
         if group.join_approval_mode == "auto_approve":
             group.participants[wa_id] = now_ts()
@@ -224,7 +226,7 @@ class Members:
         group = self.control_group(group_id)
         request = group.join_requests.pop(wa_id, None)
         if request is None:
-            raise ControlError(404, f"{wa_id} has no pending join request in this group")
+            raise ControlRefused(404, f"{wa_id} has no pending join request in this group")
         item = {
             "timestamp": str(now_ts()),
             "group_id": group.group_id,
@@ -239,7 +241,7 @@ class Members:
         wa_id = control_wa_id(raw_wa_id)
         group = self.control_group(group_id)
         if group.participants.pop(wa_id, None) is None:
-            raise ControlError(404, f"{wa_id} is not a participant of this group")
+            raise ControlRefused(404, f"{wa_id} is not a participant of this group")
         item = {
             "timestamp": str(now_ts()),
             "group_id": group.group_id,
@@ -253,7 +255,7 @@ class Members:
     def control_group(self, group_id: str) -> Group:
         group = self.state.active_group(group_id)
         if group is None:
-            raise ControlError(404, "unknown group (give Meta's group id of an active group)")
+            raise ControlRefused(404, "unknown group (give Meta's group id of an active group)")
         return group
 
     def _emit(self, group: Group, label: str, item: dict[str, Any]) -> None:
@@ -264,28 +266,28 @@ def parse_removal(body: dict[str, Any]) -> list[RemovalTarget]:
     require_whatsapp(body)
     entries = body.get("participants")
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_REMOVE_PER_CALL:
-        raise GraphError(
+        raise MetaErrorAnswer(
             100, f"Param participants must be a list of 1 to {MAX_REMOVE_PER_CALL} entries"
         )
     targets: list[RemovalTarget] = []
     seen: set[str] = set()
     for entry in entries:
         if not isinstance(entry, dict):
-            raise GraphError(100, "Each participant must be an object with user or user_id")
+            raise MetaErrorAnswer(100, "Each participant must be an object with user or user_id")
         user, user_id = entry.get("user"), entry.get("user_id")
         if (user is None) == (user_id is None):
-            raise GraphError(100, "Include user or user_id, but not both")
+            raise MetaErrorAnswer(100, "Include user or user_id, but not both")
         if user is not None:
             wa_id = normalize_wa_id(user) if isinstance(user, str) else None
             if wa_id is None:
-                raise GraphError(100, f"Param user is not a valid phone number: {user!r}")
+                raise MetaErrorAnswer(100, f"Param user is not a valid phone number: {user!r}")
             target, key = RemovalTarget(user, wa_id), wa_id
         else:
             if not isinstance(user_id, str) or not user_id:
-                raise GraphError(100, "Param user_id must be a non-empty string")
+                raise MetaErrorAnswer(100, "Param user_id must be a non-empty string")
             target, key = RemovalTarget(user_id, None), f"bsuid:{user_id}"
         if key in seen:
-            raise GraphError(131202, f"Duplicate participant: {target.input}")
+            raise MetaErrorAnswer(131202, f"Duplicate participant: {target.input}")
         seen.add(key)
         targets.append(target)
     return targets
@@ -294,7 +296,7 @@ def parse_removal(body: dict[str, Any]) -> list[RemovalTarget]:
 def control_wa_id(raw: object) -> str:
     wa_id = normalize_wa_id(raw) if isinstance(raw, str) else None
     if wa_id is None:
-        raise ControlError(400, "wa_id must be a phone number (6-20 digits, optional +)")
+        raise ControlRefused(400, "wa_id must be a phone number (6-20 digits, optional +)")
     return wa_id
 
 

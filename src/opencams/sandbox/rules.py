@@ -1,6 +1,6 @@
 """Meta's behaviour for numbers and groups: validation, limits, state changes, webhook events.
 
-HTTP parsing lives in `graph.py`; this module receives plain values and raises `GraphError`.
+HTTP parsing lives in `graph.py`; this module receives plain values and raises `MetaErrorAnswer`.
 Every Graph operation follows the same order of checks, so tests can rely on it:
 authentication/lookup -> fail-next (sync) -> eligibility -> suspension (writes) -> validation ->
 fail-next (webhook) -> acknowledge and schedule the effect after `webhook_delay`.
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import GraphError, webhook_error
+from .errors import MetaErrorAnswer, webhook_error
 from .ids import decode_cursor, encode_cursor, new_invite_code, new_request_id
 from .media import validate_picture
 from .state import (
@@ -60,9 +60,9 @@ def parse_limit(raw: str | None) -> int:
     try:
         limit = int(raw)
     except ValueError:
-        raise GraphError(100, "Param limit must be an integer") from None
+        raise MetaErrorAnswer(100, "Param limit must be an integer") from None
     if not 1 <= limit <= MAX_LIMIT:
-        raise GraphError(100, f"Param limit must be between 1 and {MAX_LIMIT}")
+        raise MetaErrorAnswer(100, f"Param limit must be between 1 and {MAX_LIMIT}")
     return limit
 
 
@@ -75,13 +75,13 @@ def paginate(
     `limit` items just before p. Positions of removed items stay valid cursors.
     """
     if after and before:
-        raise GraphError(100, "Params after and before cannot be used together")
+        raise MetaErrorAnswer(100, "Params after and before cannot be used together")
     cursor = after or before
     pos: int | None = None
     if cursor:
         pos = decode_cursor(cursor)
         if pos is None or pos > upper:
-            raise GraphError(131059)
+            raise MetaErrorAnswer(131059)
     if before and pos is not None:
         end = bisect.bisect_left(positions, pos)
         start = max(0, end - limit)
@@ -102,20 +102,20 @@ def paginate(
 
 def validate_subject(value: Any) -> str:
     if not isinstance(value, str):
-        raise GraphError(100, "Param subject must be a string")
+        raise MetaErrorAnswer(100, "Param subject must be a string")
     subject = value.strip()
     if not subject:
-        raise GraphError(100, "Param subject must not be empty")
+        raise MetaErrorAnswer(100, "Param subject must not be empty")
     if len(subject) > MAX_SUBJECT:
-        raise GraphError(100, f"Param subject must be at most {MAX_SUBJECT} characters long")
+        raise MetaErrorAnswer(100, f"Param subject must be at most {MAX_SUBJECT} characters long")
     return subject
 
 
 def validate_description(value: Any) -> str:
     if not isinstance(value, str):
-        raise GraphError(100, "Param description must be a string")
+        raise MetaErrorAnswer(100, "Param description must be a string")
     if len(value) > MAX_DESCRIPTION:
-        raise GraphError(
+        raise MetaErrorAnswer(
             100, f"Param description must be at most {MAX_DESCRIPTION} characters long"
         )
     return value
@@ -124,9 +124,9 @@ def validate_description(value: Any) -> str:
 def require_whatsapp(body: dict[str, Any]) -> None:
     product = body.get("messaging_product")
     if product is None:
-        raise GraphError(100, "The parameter messaging_product is required.")
+        raise MetaErrorAnswer(100, "The parameter messaging_product is required.")
     if product != "whatsapp":
-        raise GraphError(100, "Param messaging_product must be 'whatsapp'")
+        raise MetaErrorAnswer(100, "Param messaging_product must be 'whatsapp'")
 
 
 class Rules:
@@ -138,10 +138,10 @@ class Rules:
 
     def auth_number(self, phone_number_id: str, token: str) -> PhoneNumber:
         if not phone_number_id.isdigit():
-            raise GraphError(100, unsupported_object(phone_number_id))
+            raise MetaErrorAnswer(100, unsupported_object(phone_number_id))
         number = self.state.register_number(phone_number_id)
         if not self.state.authorize(number, token):
-            raise GraphError(
+            raise MetaErrorAnswer(
                 190, "Invalid OAuth access token - the token does not grant access to this number"
             )
         return number
@@ -150,16 +150,16 @@ class Rules:
         """An active group visible to `token`; anything else is "unknown group" (131041)."""
         group = self.state.active_group(group_id)
         if group is None:
-            raise GraphError(131041)
+            raise MetaErrorAnswer(131041)
         number = self.state.numbers[group.phone_number_id]
         if not self.state.authorize(number, token):
-            raise GraphError(131041)
+            raise MetaErrorAnswer(131041)
         return group, number
 
     def fail_sync(self, operation: str) -> None:
         rule = self.state.take_fail_rule(operation, "sync")
         if rule is not None:
-            raise GraphError(rule.code, f"Injected failure of {operation} (fail-next)")
+            raise MetaErrorAnswer(rule.code, f"Injected failure of {operation} (fail-next)")
 
     def fail_webhook(self, operation: str) -> FailRule | None:
         return self.state.take_fail_rule(operation, "webhook")
@@ -167,12 +167,12 @@ class Rules:
     @staticmethod
     def check_eligible(number: PhoneNumber) -> None:
         if not number.eligible:
-            raise GraphError(131215)
+            raise MetaErrorAnswer(131215)
 
     @staticmethod
     def check_writable(group: Group) -> None:
         if group.suspended:
-            raise GraphError(131207)
+            raise MetaErrorAnswer(131207)
 
     def event(self, group: Group, field: str, item: dict[str, Any]) -> Event:
         number = self.state.numbers[group.phone_number_id]
@@ -201,18 +201,18 @@ class Rules:
         self.check_eligible(number)
         require_whatsapp(body)
         if "subject" not in body:
-            raise GraphError(100, "The parameter subject is required.")
+            raise MetaErrorAnswer(100, "The parameter subject is required.")
         subject = validate_subject(body["subject"])
         description = None
         if body.get("description") is not None:
             description = validate_description(body["description"])
         mode = body.get("join_approval_mode", "auto_approve")
         if mode not in JOIN_APPROVAL_MODES:
-            raise GraphError(
+            raise MetaErrorAnswer(
                 100, "Param join_approval_mode must be one of auto_approve, approval_required"
             )
         if self.state.live_group_count(number) >= MAX_GROUPS_PER_NUMBER:
-            raise GraphError(131211)
+            raise MetaErrorAnswer(131211)
         group = self.state.new_group(number, subject, description, mode)
         rule = self.fail_webhook("create")
 
@@ -279,7 +279,7 @@ class Rules:
         self.check_eligible(number)
         unknown = [f for f in fields if f not in GROUP_FIELDS and f not in ("id",)]
         if unknown:
-            raise GraphError(
+            raise MetaErrorAnswer(
                 100, f"Tried accessing nonexisting field ({unknown[0]}) on node type (Group)"
             )
         result: dict[str, Any] = {"messaging_product": "whatsapp", "id": group.group_id}
@@ -317,10 +317,12 @@ class Rules:
             description = validate_description(params["description"])
         if picture_data is None and params.get("profile_picture_file") is not None:
             # A JSON body can only name a file on the caller's disk; Meta needs the bytes.
-            raise GraphError(100, "Upload the profile picture as multipart/form-data (part 'file')")
+            raise MetaErrorAnswer(
+                100, "Upload the profile picture as multipart/form-data (part 'file')"
+            )
         picture = None if picture_data is None else validate_picture(picture_data)
         if subject is None and description is None and picture is None:
-            raise GraphError(
+            raise MetaErrorAnswer(
                 100, "Nothing to update: give subject, description or a profile picture file"
             )
         rule = self.fail_webhook("update")

@@ -18,10 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from opencams.config import Settings
-
-
-class SecretKeyError(Exception):
-    """The secret key is missing, unreadable, or not the one the data was encrypted with."""
+from opencams.errors import SecretKeyError
 
 
 def _derive(master: str, purpose: bytes) -> bytes:

@@ -22,14 +22,11 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from opencams.errors import SchemaError
 from opencams.store import inline_sqlite
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-
-
-class SchemaError(Exception):
-    """The database schema is not one this version of opencams can serve."""
 
 
 def _driver_urls(url: str) -> tuple[str, str]:

@@ -34,7 +34,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
-from opencams.store.errors import StoreRejected, StoreUnavailable
+from opencams.errors import StoreRejected, StoreUnavailable
 
 T = TypeVar("T")
 Execute = Callable[[ClauseElement, Mapping[str, Any]], Awaitable[Sequence[Any]]]

@@ -26,6 +26,8 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from opencams.errors import StoreRejected, StoreUnavailable
+from opencams.names import GroupStatus
 from opencams.store import listing
 from opencams.store.batch import GroupCommit
 from opencams.store.db import (
@@ -38,7 +40,6 @@ from opencams.store.db import (
     sqlite_target,
 )
 from opencams.store.direct import Direct, DirectPostgres, DirectSQLite, Execute
-from opencams.store.errors import StoreRejected, StoreUnavailable
 from opencams.store.records import (
     AccessKeyRecord,
     GroupFilter,
@@ -155,7 +156,7 @@ def direct_for(
 
 LIVE_GROUPS_QUERY = select(func.coalesce(func.sum(chat_group_counts.c.listed), 0)).where(
     chat_group_counts.c.number_id == bindparam("number_id"),
-    chat_group_counts.c.status != "INACTIVE",
+    chat_group_counts.c.status != GroupStatus.INACTIVE,
 )
 
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import quote
 
-from opencams.rpc.errors import (
+from opencams.errors import (
     IncompleteSignature,
     InvalidAccessKeyIdNotFound,
     InvalidTimeStampExpired,

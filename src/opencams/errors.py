@@ -1,33 +1,58 @@
-"""Every error opencams can return, one class per wire `Code`.
+"""Every exception opencams raises on purpose, in one tree. This module imports nothing of the
+project: any layer may raise or catch what it names.
 
-    CamsError                      (code, http status, message template)
-    ├── GatewayError               HTTP 4xx/5xx, body {RequestId, HostId, Code, Message, Recommend}
-    │   ├── MissingParameter, InvalidParameter, InvalidVersion, InvalidActionNotFound
-    │   ├── IncompleteSignature, SignatureDoesNotMatch
-    │   ├── InvalidAccessKeyIdNotFound, InvalidAccessKeyIdInactive
-    │   ├── InvalidTimeStampExpired, InvalidTimeStampFormat, SignatureNonceUsed
-    │   ├── InvalidSecurityTokenMismatch, InvalidSecurityTokenExpired, InvalidSecurityTokenMalformed
-    │   ├── ForbiddenRAM (403 + AccessDeniedDetail), ThrottlingUser (429 + x-acs-retry-after)
-    │   ├── STS: EntityNotExistRole, NoPermission, InvalidRoleArn, InvalidDuration, PolicyGrammar
-    │   ├── InvalidRequest (unreadable HTTP), UnsupportedHTTPMethod (405)
-    │   ├── InternalError, ServiceUnavailable
-    └── BusinessError              HTTP 200, body {RequestId, Code, Message, Success: false}
-        ├── PageInvalid, ChannelTypeNotSupport, GroupStatusNotSupport, PhoneNumberError
-        ├── SubjectInvalid, DescriptionInvalid, ProfilePictureInvalid, ParticipantListInvalid
-        ├── NoAuth, NotInAllowlist, ChatGroupNotFound, ParticipantNotFound
-        ├── ChatGroupInvalidStatus, ChatGroupLimitExceeded
-        └── ChannelError*: NotEligible, Throttled, Unavailable, Rejected
+    OpenCamsError
+    ├── CamsError                      a wire answer: `code`, HTTP `status`, message `template`
+    │   ├── GatewayError               HTTP 4xx/5xx: {RequestId, HostId, Code, Message, Recommend}
+    │   │   ├── MissingParameter, InvalidParameter, InvalidVersion, InvalidActionNotFound
+    │   │   ├── InvalidRequest (unreadable HTTP), UnsupportedHTTPMethod (405)
+    │   │   ├── IncompleteSignature, SignatureDoesNotMatch
+    │   │   ├── InvalidAccessKeyIdNotFound, InvalidAccessKeyIdInactive
+    │   │   ├── InvalidTimeStampExpired, InvalidTimeStampFormat, SignatureNonceUsed
+    │   │   ├── InvalidSecurityTokenMismatch, InvalidSecurityTokenExpired,
+    │   │   │   InvalidSecurityTokenMalformed
+    │   │   ├── ForbiddenRAM (403 + AccessDeniedDetail), ThrottlingUser (429 + x-acs-retry-after)
+    │   │   ├── STS: EntityNotExistRole, NoPermission, InvalidRoleArn, InvalidDuration,
+    │   │   │        PolicyGrammar, InvalidRoleSessionName
+    │   │   └── InternalError, ServiceUnavailable
+    │   └── BusinessError              HTTP 200, body {RequestId, Code, Message, Success: false}
+    │       ├── PageInvalid, ChannelTypeNotSupport, GroupStatusNotSupport, PhoneNumberError
+    │       ├── SubjectInvalid, DescriptionInvalid, ProfilePictureInvalid, ParticipantListInvalid
+    │       ├── NoAuth, NotInAllowlist, ChatGroupNotFound, ParticipantNotFound
+    │       ├── ChatGroupInvalidStatus, ChatGroupLimitExceeded
+    │       └── ChannelNotEligible, ChannelThrottled, ChannelUnavailable, ChannelRejected
+    ├── StoreError                     the database failed (store translates driver errors)
+    │   ├── StoreUnavailable           unreachable, locked, restarting: a 503, retry later
+    │   ├── StoreRejected              a value it cannot hold: a 400
+    │   └── StoreConflict              a unique key taken by a concurrent writer
+    ├── GraphError                     a Graph API call failed (`category`: what the domain maps)
+    │   └── CircuitOpen                calls to Graph are paused after repeated failures
+    ├── PictureUnusable                a profile picture URL that cannot be used (`reason`)
+    ├── WebhookRejected                a Meta delivery that is not authentic or not parseable
+    ├── NotJson                        a JSON-form complex parameter that is not JSON
+    ├── PolicyError (ValueError)       a malformed RAM policy document, with its location
+    ├── SetupError                     what stops a command before it serves anything
+    │   ├── ConfigError, SchemaError, SecretKeyError
+    │   └── ProvisionError             a provisioning file that cannot be applied (`problems`)
+    └── SimulatorError                 the built-in Meta simulator's own refusals (sandbox.errors)
+        ├── MetaErrorAnswer            a Graph error answer of the simulator (code, HTTP status)
+        └── ControlRefused             a test control it refused (e.g. tapping a full group's link)
 
-The split follows the official SDK: it raises on 4xx/5xx and returns 2xx bodies as responses
-(docs/errors.md lists every code with its cause).
+Wire errors follow the official SDK: it raises on 4xx/5xx and returns 2xx bodies as responses
+(docs/errors.md lists every code with its cause). Foreign exceptions (sqlite3, psycopg, httpx)
+are translated where they arise (store, channel) and never leave those packages.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 
-class CamsError(Exception):
+class OpenCamsError(Exception):
+    """The root of every exception opencams raises on purpose."""
+
+
+class CamsError(OpenCamsError):
     code: ClassVar[str] = "InternalError"
     status: ClassVar[int] = 500
     template: ClassVar[str] = "{detail}"
@@ -338,3 +363,124 @@ class InvalidRoleSessionName(GatewayError):
     code = "InvalidParameter.RoleSessionName"
     status = 400
     template = "The parameter RoleSessionName is wrongly formed: {detail}"
+
+
+# --- the database ---------------------------------------------------------------------------
+
+
+class StoreError(OpenCamsError):
+    """The database failed; raised by opencams.store only, translated from the drivers."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or refused to work (locked, down, restarting)."""
+
+
+class StoreRejected(StoreError):
+    """The database refused a value (too long for its column, a character it cannot store).
+    Input is validated before it gets here; this is the backstop that keeps such a value a 400."""
+
+
+class StoreConflict(StoreError):
+    """A unique key is already taken (a concurrent writer committed the same row first)."""
+
+
+# --- Meta -----------------------------------------------------------------------------------
+
+GraphCategory = Literal["not_eligible", "throttled", "unavailable", "rejected"]
+
+
+class GraphError(OpenCamsError):
+    """A Graph API call failed. `category` is what the domain maps to a CAMS code:
+    `not_eligible` (131215), `throttled`, `unavailable` (network, timeouts, 5xx) or `rejected`."""
+
+    def __init__(
+        self,
+        category: GraphCategory,
+        message: str,
+        *,
+        code: int | None = None,
+        http_status: int | None = None,
+        retry_safe: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.category: GraphCategory = category
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+        self.retry_safe = retry_safe
+
+    def describe(self) -> str:
+        return f"(#{self.code}) {self.message}" if self.code is not None else self.message
+
+
+class CircuitOpen(GraphError):
+    """Graph calls are paused after repeated failures (channel.breaker)."""
+
+    def __init__(self, retry_in: float) -> None:
+        super().__init__(
+            "unavailable",
+            f"Meta keeps failing: circuit open, next attempt in {retry_in:.0f}s",
+            retry_safe=False,
+        )
+        self.retry_in = retry_in
+
+
+class PictureUnusable(OpenCamsError):
+    """A profile picture URL that cannot be used; `reason` is shown to the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WebhookRejected(OpenCamsError):
+    """A Meta delivery that is not authentic or not parseable; nothing of it may be applied."""
+
+
+# --- requests and documents -----------------------------------------------------------------
+
+
+class NotJson(OpenCamsError):
+    """A JSON-form complex parameter that is not valid JSON (judged later, in its turn)."""
+
+
+class PolicyError(OpenCamsError, ValueError):
+    """A malformed RAM policy document; str(exc) says exactly what and where.
+
+    e.g. ``Statement[1].Effect: must be "Allow" or "Deny", got "allow"``.
+    """
+
+
+# --- setting up -----------------------------------------------------------------------------
+
+
+class SetupError(OpenCamsError):
+    """What stops a command before it serves or changes anything; the CLI prints the message."""
+
+
+class ConfigError(SetupError):
+    """Settings that cannot work together."""
+
+
+class SchemaError(SetupError):
+    """The database schema is not one this version of opencams can serve."""
+
+
+class SecretKeyError(SetupError):
+    """The secret key is missing, unreadable, or not the one the data was encrypted with."""
+
+
+class ProvisionError(SetupError):
+    """The file cannot be applied; `problems` lists every reason, nothing was written."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# --- the simulator --------------------------------------------------------------------------
+
+
+class SimulatorError(OpenCamsError):
+    """The built-in Meta simulator's own refusals (rendered by the simulator, never by CAMS)."""

@@ -1,0 +1,45 @@
+"""What the chat-group actions return: typed results. Only `rpc.render` knows how they look on
+the wire (PascalCase keys, the envelope)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opencams.store.records import GroupRecord
+
+
+@dataclass(frozen=True)
+class Created:
+    """AddChatGroup: the operation's UniqueCode, and (an extension) the new GroupId."""
+
+    unique_code: str
+    group_id: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """An accepted change: `result` is what the vendor answers in `Result` (1, or the number of
+    participants whose removal was asked)."""
+
+    result: int = 1
+
+
+@dataclass(frozen=True)
+class InviteLink:
+    link: str
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    """One page of ListChatGroup, and how many groups match in all."""
+
+    total: int
+    groups: list[GroupRecord]
+
+
+@dataclass(frozen=True)
+class ParticipantPage:
+    """One page of ListChatGroupParticipants (their numbers), and how many there are."""
+
+    total: int
+    numbers: list[str]

@@ -1,0 +1,72 @@
+"""Typed results on the wire: the fields each action answers beside RequestId, Code and Success
+(rpc.envelope adds those). PascalCase keys live here and nowhere else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opencams.access.sts import AssumedRole
+from opencams.groups.results import Created, Done, GroupPage, InviteLink, ParticipantPage
+from opencams.store.records import GroupRecord
+
+Fields = dict[str, Any]
+
+
+def created(result: Created) -> Fields:
+    return {"UniqueCode": result.unique_code, "GroupId": result.group_id}
+
+
+def done(result: Done) -> Fields:
+    return {"Result": result.result}
+
+
+def invite_link(result: InviteLink) -> Fields:
+    return {"InviteLink": result.link}
+
+
+def group_item(group: GroupRecord) -> Fields:
+    """A ListChatGroup item; keys without a value are omitted (docs/api.md#listchatgroup)."""
+    item: Fields = {}
+    for key, value in (
+        ("GroupId", group.id),
+        ("BusinessNumber", group.business_number),
+        ("Subject", group.subject),
+        ("Description", group.description),
+        ("GroupStatus", group.status),
+        ("InviteLink", group.invite_link),
+        ("ProfilePictureFile", group.profile_picture_url),
+        ("TotalParticipantCount", group.participant_count),
+        ("GmtModifier", group.updated_at),
+        ("GroupType", group.group_type),
+        ("GroupLink", group.group_link),
+        ("BusinessRole", group.business_role),
+    ):
+        if value is not None and value != "":
+            item[key] = value
+    return item
+
+
+def group_page(result: GroupPage) -> Fields:
+    return {"Data": {"Total": result.total, "List": [group_item(g) for g in result.groups]}}
+
+
+def participant_page(result: ParticipantPage) -> Fields:
+    return {
+        "Data": {
+            "Total": result.total,
+            "List": [{"ParticipantNumber": n} for n in result.numbers],
+        }
+    }
+
+
+def assumed_role(result: AssumedRole) -> Fields:
+    """STS AssumeRole's answer."""
+    return {
+        "AssumedRoleUser": {"Arn": result.arn, "AssumedRoleId": result.assumed_role_id},
+        "Credentials": {
+            "AccessKeyId": result.session.access_key_id,
+            "AccessKeySecret": result.session.secret,
+            "SecurityToken": result.token,
+            "Expiration": result.session.expiration,
+        },
+    }
