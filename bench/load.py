@@ -4,72 +4,48 @@ bench/replay.lua, replayed by wrk after a warm-up; the rate, latency, CPU, memor
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
+from tests.signing import utc_stamp, v3_headers
 
 from bench.common import API_VERSION, LUA, BenchError, log
 from bench.procfs import children_cpu, cpu_times, database_cpu, machine_busy, rss_mb
 from bench.scenarios import Credentials, Scenario
 from bench.servers import Server
 
-
-def _pe(value: str) -> str:
-    return quote(value, safe="~")
-
-
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-SIGNED_HEADERS = (
+# Signed: host and the x-acs-* headers (`accept` and `user-agent` go unsigned).
+SIGNED_HEADERS = [
     "host",
     "x-acs-action",
     "x-acs-content-sha256",
     "x-acs-date",
     "x-acs-signature-nonce",
     "x-acs-version",
-)
+]
 
 
 def sign_v3(
     host: str, action: str, params: dict[str, str], creds: Credentials, date: str
 ) -> tuple[str, dict[str, str]]:
-    """(path with query, headers) of one signed POST with an empty body and a fresh nonce."""
-    query = "&".join(f"{_pe(k)}={_pe(v)}" for k, v in sorted(params.items()))
-    headers = {
-        "host": host,
-        "x-acs-action": action,
-        "x-acs-content-sha256": EMPTY_SHA256,
-        "x-acs-date": date,
-        "x-acs-signature-nonce": uuid.uuid4().hex,
-        "x-acs-version": API_VERSION,
-    }
-    canonical = "\n".join(
-        [
-            "POST",
-            "/",
-            query,
-            "".join(f"{name}:{headers[name]}\n" for name in SIGNED_HEADERS),
-            ";".join(SIGNED_HEADERS),
-            EMPTY_SHA256,
-        ]
+    """(path with query, headers) of one signed POST with an empty body and a fresh nonce,
+    signed by tests/signing.py (written from the published algorithm, not opencams' verifier)."""
+    query, headers = v3_headers(
+        host,
+        action,
+        params,
+        creds.key_id,
+        creds.secret,
+        version=API_VERSION,
+        date=date,
+        signed=SIGNED_HEADERS,
     )
-    to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-    signature = hmac.new(creds.secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (
-        f"ACS3-HMAC-SHA256 Credential={creds.key_id},"
-        f"SignedHeaders={';'.join(SIGNED_HEADERS)},Signature={signature}"
-    )
-    headers["accept"] = "application/json"
     headers["user-agent"] = "opencams-bench/1 (wrk)"
     return f"/?{query}", headers
 
@@ -80,10 +56,6 @@ def raw_line(path: str, headers: dict[str, str]) -> str:
     parts += [f"{name}: {value}" for name, value in headers.items()]
     parts.append("content-length: 0")
     return "\t".join(parts)
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -151,10 +123,10 @@ def write_requests(
     assert params is not None
     with contextlib.ExitStack() as stack:
         handles = [stack.enter_context(Path(f"{prefix}.{i}.txt").open("w")) for i in range(files)]
-        date = utc_now()
+        date = utc_stamp()
         for i in range(count):
             if i % 5000 == 0:
-                date = utc_now()
+                date = utc_stamp()
             path, headers = sign_v3(host, action, params(offset + i), scenario.creds, date)
             handles[i % files].write(raw_line(path, headers) + "\n")
 
@@ -206,7 +178,7 @@ def check_once(server: Server, scenario: Scenario) -> None:
     if scenario.action is None or scenario.params is None:
         return
     path, headers = sign_v3(
-        server.host, scenario.action, scenario.params(10**9), scenario.creds, utc_now()
+        server.host, scenario.action, scenario.params(10**9), scenario.creds, utc_stamp()
     )
     response = httpx.post(f"{server.url}{path}", headers=headers, timeout=30)
     body = response.json()
