@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from opencams.cli_common import settings_or_exit
-from opencams.seed import SeedError, SeedPlan, seed
 from opencams.store import db
 from opencams.store.crypto import SecretKeyError
+from opencams.store.seed.bulk import seed
+from opencams.store.seed.generate import SeedError, SeedPlan
 
 dev_app = typer.Typer(
     help="Developer tools: bulk seeding for benchmarks.", no_args_is_help=True, add_completion=False
