@@ -1,7 +1,8 @@
-"""An independent client-side signer for hand-made requests (tampering, stale dates, replays).
+"""An independent client-side signer of V3 (ACS3-HMAC-SHA256) and V1 (HMAC-SHA1) requests.
 
 Written from the published algorithm, not from opencams' verifier, so that a shared mistake
-cannot make both sides agree.
+cannot make both sides agree. The tests use it for what the SDKs cannot send (tampering, stale
+dates, replays); the benchmark (bench/load.py) signs its pre-signed requests with it too.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def utc_stamp(when: datetime | None = None) -> str:
     return (when or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def v3_request(
-    base_url: str,
+def v3_headers(
+    host: str,
     action: str,
     params: dict[str, str],
     key_id: str,
@@ -39,8 +40,10 @@ def v3_request(
     content_type: str | None = None,
     extra_headers: dict[str, str] | None = None,
     method: str = "POST",
-) -> httpx.Request:
-    host = httpx.URL(base_url).netloc.decode()
+) -> tuple[str, dict[str, str]]:
+    """(canonical query string, headers with `authorization`) of one V3 request to `/`.
+
+    `signed`: the header names to sign (default: every header of the request)."""
     headers = {
         "host": host,
         "x-acs-action": action,
@@ -69,6 +72,41 @@ def v3_request(
     signature = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
     headers["authorization"] = (
         f"ACS3-HMAC-SHA256 Credential={key_id},SignedHeaders={';'.join(names)},Signature={signature}"
+    )
+    return query, headers
+
+
+def v3_request(
+    base_url: str,
+    action: str,
+    params: dict[str, str],
+    key_id: str,
+    secret: str,
+    *,
+    version: str = "2020-06-06",
+    date: str | None = None,
+    nonce: str | None = None,
+    signed: list[str] | None = None,
+    body: bytes = b"",
+    content_type: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+    method: str = "POST",
+) -> httpx.Request:
+    """The same request for httpx to send (its query form-encoded)."""
+    _, headers = v3_headers(
+        httpx.URL(base_url).netloc.decode(),
+        action,
+        params,
+        key_id,
+        secret,
+        version=version,
+        date=date,
+        nonce=nonce,
+        signed=signed,
+        body=body,
+        content_type=content_type,
+        extra_headers=extra_headers,
+        method=method,
     )
     url = base_url.rstrip("/") + "/" + ("?" + urlencode(params) if params else "")
     return httpx.Request(method, url, headers=headers, content=body)

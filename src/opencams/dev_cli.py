@@ -9,7 +9,8 @@ import typer
 
 from opencams.cli_common import settings_or_exit
 from opencams.errors import SchemaError, SecretKeyError
-from opencams.seed import SeedError, SeedPlan, seed
+from opencams.store.seed.bulk import seed
+from opencams.store.seed.generate import SeedError, SeedPlan
 
 dev_app = typer.Typer(
     help="Developer tools: bulk seeding for benchmarks.", no_args_is_help=True, add_completion=False

@@ -33,7 +33,8 @@ project: any layer may raise or catch what it names.
     ├── PolicyError (ValueError)       a malformed RAM policy document, with its location
     ├── SetupError                     what stops a command before it serves anything
     │   ├── ConfigError, SchemaError, SecretKeyError
-    │   └── ProvisionError             a provisioning file that cannot be applied (`problems`)
+    │   ├── ProvisionError             a provisioning file that cannot be applied (`problems`)
+    │   └── SeedError                  a bulk seeding plan that cannot be carried out (store.seed)
     └── SimulatorError                 the built-in Meta simulator's own refusals (sandbox.errors)
         ├── MetaErrorAnswer            a Graph error answer of the simulator (code, HTTP status)
         └── ControlRefused             a test control it refused (e.g. tapping a full group's link)

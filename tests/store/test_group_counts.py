@@ -164,7 +164,8 @@ def test_the_bulk_seeder_leaves_counts_and_versions_right(
 ) -> None:
     """The seeder skips the per-row triggers (speed) and recounts at the end."""
     from opencams.config import Settings
-    from opencams.seed import SeedPlan, seed
+    from opencams.store.seed.bulk import seed
+    from opencams.store.seed.generate import SeedPlan
 
     _tenancy(migrated_url)
     settings = Settings(database_url=migrated_url, secret_key="k" * 32)
@@ -203,7 +204,8 @@ def test_a_failed_seed_leaves_the_triggers(migrated_url: str) -> None:
     import pytest
 
     from opencams.config import Settings
-    from opencams.seed import SeedError, SeedPlan, seed
+    from opencams.store.seed.bulk import seed
+    from opencams.store.seed.generate import SeedError, SeedPlan
 
     _tenancy(migrated_url)
     settings = Settings(database_url=migrated_url, secret_key="k" * 32)
