@@ -89,14 +89,13 @@ def store_costs(url: str) -> list[list[Any]]:
 
     from sqlalchemy import text
 
-    from opencams.store import access_queries
-    from opencams.store.db import make_async_engine
+    from opencams.store import access as access_store
     from opencams.store.listing import ListMemory
     from opencams.store.records import GroupFilter
     from opencams.store.repo import Store
 
     async def main() -> list[list[Any]]:
-        store = Store(make_async_engine(url))
+        store = Store.open(url)
         rows: list[list[Any]] = []
         try:
             number = await store.number_in_space(ACCOUNT, SPACE, HOT_NUMBER)
@@ -113,8 +112,12 @@ def store_costs(url: str) -> list[list[Any]]:
                 await store.list_groups(subject, 0, 20)
 
             async def select_one() -> None:
-                async with store.tx() as conn:
-                    await conn.execute(text("SELECT 1"))
+                async with store.read() as tx:
+                    await tx.execute(text("SELECT 1"))
+
+            async def attached() -> Any:
+                async with store.read() as tx:
+                    return await access_store.attached_policies(tx, ACCOUNT, "user", "bench")
 
             calls: list[tuple[str, Callable[[], Any]]] = [
                 ("transaction with SELECT 1", select_one),
@@ -124,8 +127,8 @@ def store_costs(url: str) -> list[list[Any]]:
                     lambda: store.use_nonce(USER_KEY[0], uuid.uuid4().hex, 900_000),
                 ),
                 (
-                    "access_queries.attached_policies",
-                    lambda: access_queries.attached_policies(store, ACCOUNT, "user", "bench"),
+                    "store.access.attached_policies",
+                    attached,
                 ),
                 (
                     "Store.number_in_space",
@@ -171,8 +174,10 @@ def query_plans(url: str) -> list[dict[str, Any]]:
     database: page 1, Page.Index 500 (the first time, then again: from the remembered anchor)
     and the Subject filter (the first time, then with its remembered Total) on the hot number."""
     import asyncio
+    import contextlib
 
-    from opencams.store.db import make_async_engine, make_sync_engine
+    from opencams.store.database import Prepared
+    from opencams.store.db import make_sync_engine
     from opencams.store.records import GroupFilter
     from opencams.store.repo import Store
 
@@ -180,23 +185,29 @@ def query_plans(url: str) -> list[dict[str, Any]]:
     current = {"label": ""}
 
     async def main() -> None:
-        store = Store(make_async_engine(url))
-        direct = store._direct
-        assert direct is not None
+        store = Store.open(url)
+        dialect = store.database._dialect  # type: ignore[attr-defined]
         original = store.read
 
-        async def capturing_read(work: Any) -> Any:
-            async def wrapped(execute: Any) -> Any:
-                async def execute_and_capture(statement: Any, params: Any) -> Any:
-                    sql, names, literals = direct._compiled.get(statement)  # type: ignore[attr-defined]
-                    merged = {**literals, **params}
+        class Capturing:
+            """A unit of work that notes each hot statement's SQL on its way to the driver."""
+
+            def __init__(self, tx: Any) -> None:
+                self._tx = tx
+
+            async def execute(self, statement: Any, params: Any = None) -> Any:
+                if isinstance(statement, Prepared):
+                    compiled = statement.compiled(dialect)
+                    merged = {**compiled.literals, **(params or {})}
+                    names = compiled.names
                     values = tuple(merged[n] for n in names) if names else merged
-                    captured.append((current["label"], sql, values))
-                    return await execute(statement, params)
+                    captured.append((current["label"], compiled.sql, values))
+                return await self._tx.execute(statement, params)
 
-                return await work(execute_and_capture)
-
-            return await original(wrapped)
+        @contextlib.asynccontextmanager
+        async def capturing_read() -> Any:
+            async with original() as tx:
+                yield Capturing(tx)
 
         store.read = capturing_read  # type: ignore[method-assign]
         try:

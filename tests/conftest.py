@@ -28,7 +28,7 @@ def migrated_url(db_url: str) -> str:
 
 @pytest.fixture
 async def store(migrated_url: str) -> AsyncIterator[Store]:
-    store = Store(db.make_async_engine(migrated_url))
+    store = Store.open(migrated_url)
     try:
         yield store
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
-from opencams.store.repo import INTERLEAVED
+from opencams.store.database import INTERLEAVED
 
 BIN = Path(sys.executable).parent / "opencams"
 SECRET_KEY = "test-secret-key-0123456789abcdef-XYZ"

@@ -12,7 +12,8 @@ import typer
 
 from opencams.cli_common import run_with_store
 from opencams.config import Settings
-from opencams.store import access_queries
+from opencams.store import access as access_store
+from opencams.store import audit as audit_store
 from opencams.store.crypto import secret_box
 from opencams.store.repo import Store
 
@@ -59,24 +60,24 @@ def keys_create(
 
         from opencams.store.tables import accounts, ram_users
 
-        async with store.tx() as conn:
+        async with store.write() as tx:
             if (
-                await conn.execute(select(accounts.c.id).where(accounts.c.id == account))
+                await tx.execute(select(accounts.c.id).where(accounts.c.id == account))
             ).first() is None:
                 raise LookupError(f"no account {account}")
             if user is not None:
-                found = await conn.execute(
+                found = await tx.execute(
                     select(ram_users.c.name).where(
                         ram_users.c.account_id == account, ram_users.c.name == user
                     )
                 )
                 if found.first() is None:
                     raise LookupError(f"no RAM user {user} in account {account}")
-        key_id = "LTAI" + "".join(secrets.choice(_ALPHABET) for _ in range(20))
-        secret = "".join(secrets.choice(_ALPHABET) for _ in range(30))
-        await access_queries.insert_key(
-            store, key_id, account, user, secret_box(settings).seal(secret)
-        )
+            key_id = "LTAI" + "".join(secrets.choice(_ALPHABET) for _ in range(20))
+            secret = "".join(secrets.choice(_ALPHABET) for _ in range(30))
+            await access_store.insert_key(
+                tx, key_id, account, user, secret_box(settings).seal(secret)
+            )
         return {"AccessKeyId": key_id, "AccessKeySecret": secret, "Account": account, "User": user}
 
     try:
@@ -100,7 +101,12 @@ def keys_list(
     as_json: JsonOption = False,
 ) -> None:
     """AccessKeys with their owner, status, creation and last use (never the secrets)."""
-    records = run_with_store(lambda store, _: access_queries.list_keys(store, account))
+
+    async def work(store: Store, _: Settings) -> list[access_store.KeyRecord]:
+        async with store.read() as tx:
+            return await access_store.list_keys(tx, account)
+
+    records = run_with_store(work)
     rows = [
         {
             "AccessKeyId": r.id,
@@ -123,9 +129,10 @@ def keys_list(
 
 def _set_status(key_id: str, status: str | None, as_json: bool) -> None:
     async def work(store: Store, _: Settings) -> bool:
-        if status is None:
-            return await access_queries.delete_key(store, key_id)
-        return await access_queries.set_key_status(store, key_id, status)
+        async with store.write() as tx:
+            if status is None:
+                return await access_store.delete_key(tx, key_id)
+            return await access_store.set_key_status(tx, key_id, status)
 
     if not run_with_store(work):
         typer.echo(f"error: no AccessKey {key_id}", err=True)
@@ -235,17 +242,20 @@ def audit(
         typer.echo("error: --decision is allow, deny, soft-deny or error", err=True)
         raise typer.Exit(2)
     since_ms, until_ms = millis(since, "since"), millis(until, "until")
-    rows = run_with_store(
-        lambda store, _: access_queries.audit_rows(
-            store,
-            principal=principal,
-            action=action,
-            decision=decision,
-            since_ms=since_ms,
-            until_ms=until_ms,
-            limit=limit,
-        )
-    )
+
+    async def work(store: Store, _: Settings) -> list[dict[str, Any]]:
+        async with store.read() as tx:
+            return await audit_store.audit_rows(
+                tx,
+                principal=principal,
+                action=action,
+                decision=decision,
+                since_ms=since_ms,
+                until_ms=until_ms,
+                limit=limit,
+            )
+
+    rows = run_with_store(work)
     for row in rows:
         row["at"] = _ms(row["at"])
         row.pop("id", None)

@@ -44,7 +44,8 @@ from opencams.groups.sync import Syncer
 from opencams.rpc.endpoint import Endpoint
 from opencams.rpc.envelope import failure, new_request_id
 from opencams.sandbox import SandboxConfig, Simulator
-from opencams.store import db
+from opencams.store import access as access_store
+from opencams.store import db, tenancy
 from opencams.store.crypto import SecretBox, secret_box
 from opencams.store.repo import Store
 
@@ -67,7 +68,8 @@ class WebhookReceiver:
         self._box = box
 
     async def _setting(self, key: str) -> str | None:
-        entry = await self._store.config_value(key)
+        async with self._store.read() as tx:
+            entry = await tenancy.config_value(tx, key)
         if entry is None:
             return None
         value, secret = entry
@@ -311,6 +313,7 @@ async def _prune_nonces(store: Store) -> None:
     while True:
         await asyncio.sleep(NONCE_PRUNE_INTERVAL_SECONDS)
         try:
-            await store.prune_nonces()
+            async with store.write() as tx:
+                await access_store.prune_nonces(tx)
         except StoreUnavailable as exc:
             log.warning("nonce pruning skipped: %s", exc)

@@ -111,7 +111,7 @@ def apply_cmd(
     async def run() -> None:
         spec = load_file(file)
         db.check_ready(settings.database_url)
-        store = Store(db.make_async_engine(settings.database_url))
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
         try:
             report = await apply(store, secret_box(settings), spec)
         finally:
@@ -200,7 +200,7 @@ def sync_cmd(
 
     async def run() -> int:
         db.check_ready(settings.database_url)
-        store = Store(db.make_async_engine(settings.database_url))
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
         graph = GraphClient(
             base,
             timeout=settings.graph_timeout_seconds,

@@ -31,7 +31,7 @@ def run_with_store(work: Callable[[Store, Settings], Awaitable[T]]) -> T:
 
     async def main() -> T:
         db.check_ready(settings.database_url)
-        store = Store(db.make_async_engine(settings.database_url))
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
         try:
             return await work(store, settings)
         finally:

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # SQLite durability (store.db.sqlite_setup): full = a commit answered OK survives power loss.
     sqlite_synchronous: Literal["full", "normal"] = "full"
 
-    # Wire tolerances (contract section 3).
+    # Wire tolerances (docs/errors.md: InvalidTimeStamp, SignatureNonceUsed).
     timestamp_tolerance_seconds: int = 900
     nonce_ttl_seconds: int = 900
 

@@ -236,7 +236,7 @@ class ParticipantListInvalid(BusinessError):
 
 class NoAuth(BusinessError):
     code = "Authentication.NoAuth"
-    # Deliberately says neither whether the space or the number was the miss (contract §3).
+    # Deliberately says neither whether the space or the number was the miss (docs/errors.md).
     template = "You are not authorized to operate on this space or business number."
 
 

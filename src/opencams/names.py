@@ -27,7 +27,7 @@ ACTION_NAMES: tuple[str, ...] = (*get_args(ChatGroupAction), *get_args(StsAction
 
 
 class GroupStatus(StrEnum):
-    """A chat group's status, as ListChatGroup shows it (docs/api.md#statuses)."""
+    """A chat group's status, as ListChatGroup shows it (docs/api.md#group-statuses)."""
 
     CREATING = "CREATING"  # asked of Meta, not confirmed yet
     ACTIVE = "ACTIVE"

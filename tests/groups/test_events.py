@@ -8,7 +8,9 @@ from typing import Any
 from opencams.channel.webhooks import parse_events
 from opencams.groups.events import apply_event, apply_parked
 from opencams.provision.apply import apply, parse
+from opencams.store import chat_groups, operations
 from opencams.store.crypto import SecretBox
+from opencams.store.records import GroupRecord
 from opencams.store.repo import Store
 from tests.provision.test_apply import DOC
 
@@ -46,27 +48,26 @@ async def pending(store: Store, box: SecretBox, request_id: str) -> None:
     await apply(store, box, parse(DOC))
     number = await store.number_in_space("1000000000000001", "cams-acme01", "8613800000001")
     assert number is not None
-    await store.insert_group_with_operation(
-        group={
-            "id": "G1",
-            "number_id": number.id,
-            "channel_type": "WHATSAPP",
-            "subject": "s",
-            "subject_search": "s",
-            "status": "CREATING",
-            "participant_count": 0,
-            "created_at": 1,
-            "updated_at": 1,
-        },
-        operation={
-            "id": "U1",
-            "kind": "create",
-            "group_id": "G1",
-            "meta_request_id": request_id,
-            "state": "pending",
-            "created_at": 1,
-        },
-    )
+    async with store.write() as tx:
+        await chat_groups.insert_group(
+            tx,
+            id="G1",
+            number_id=number.id,
+            channel_type="WHATSAPP",
+            subject="s",
+            status="CREATING",
+            participant_count=0,
+            created_at=1,
+            updated_at=1,
+        )
+        await operations.insert_operation(
+            tx, op_id="U1", kind="create", group_id="G1", meta_request_id=request_id, payload={}
+        )
+
+
+async def stored_group(store: Store, group_id: str) -> GroupRecord | None:
+    async with store.read() as tx:
+        return await chat_groups.group_by_id(tx, group_id)
 
 
 async def test_early_event_is_parked_then_applied_once(store: Store, box: SecretBox) -> None:
@@ -76,7 +77,7 @@ async def test_early_event_is_parked_then_applied_once(store: Store, box: Secret
     await pending(store, box, "R1")
     assert await apply_parked(store, request_id="R1") == 1
     assert await apply_parked(store, request_id="R1") == 0
-    group = await store.group("G1")
+    group = await stored_group(store, "G1")
     assert group is not None
     assert (group.status, group.meta_group_id, group.invite_link) == (
         "ACTIVE",
@@ -97,7 +98,7 @@ async def test_parked_event_applied_by_the_webhook_side_when_operation_exists(
         )
     )
     assert await apply_event(store, evt) == "applied"
-    group = await store.group("G1")
+    group = await stored_group(store, "G1")
     assert group is not None and group.status == "INACTIVE"
     assert group.failure_reason == "(#131214) disabled: too many"
     assert group.meta_group_id is None

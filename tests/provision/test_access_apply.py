@@ -11,9 +11,16 @@ from sqlalchemy import func, select
 
 from opencams.errors import ProvisionError
 from opencams.provision.apply import apply, parse
-from opencams.store import access_queries
+from opencams.store import access as access_store
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
+
+
+async def in_read(store: Store, query: Any, *args: Any) -> Any:
+    async with store.read() as tx:
+        return await query(tx, *args)
+
+
 from opencams.store.tables import policies, policy_attachments, ram_users, roles
 from tests.provision.test_apply import DOC
 
@@ -63,8 +70,8 @@ def doc(**access: Any) -> dict[str, Any]:
 
 
 async def count(store: Store, table: Any) -> int:
-    async with store.tx() as conn:
-        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+    async with store.write() as tx:
+        return int((await tx.execute(select(func.count()).select_from(table))).scalar_one())
 
 
 async def test_access_section_applies_and_is_idempotent(store: Store, box: SecretBox) -> None:
@@ -72,12 +79,14 @@ async def test_access_section_applies_and_is_idempotent(store: Store, box: Secre
     assert "RAM user reader of account 1000000000000001" in first.created
     assert "role deployer of account 1000000000000001" in first.created
     assert (await apply(store, box, parse(doc()))).is_noop
-    attached = await access_queries.attached_policies(store, "1000000000000001", "user", "reader")
+    attached = await in_read(
+        store, access_store.attached_policies, "1000000000000001", "user", "reader"
+    )
     assert [name for name, _ in attached] == [
         "AliyunCamsReadOnlyAccess",
         "office",
     ]  # direct + group
-    assert await access_queries.throttle_rates(store, "1000000000000001") == {
+    assert await in_read(store, access_store.throttle_rates, "1000000000000001") == {
         "ListChatGroup": 100.0,
         "*": 60.0,
     }
@@ -92,7 +101,10 @@ async def test_attachments_follow_the_file(store: Store, box: SecretBox) -> None
     users[0]["user_groups"] = []
     report = await apply(store, box, parse(doc(ram_users=users)))
     assert report.changed == ["RAM user reader: policies, user groups"]
-    assert await access_queries.attached_policies(store, "1000000000000001", "user", "reader") == []
+    assert (
+        await in_read(store, access_store.attached_policies, "1000000000000001", "user", "reader")
+        == []
+    )
     # Not mentioned: left alone.
     report = await apply(
         store, box, parse(doc(ram_users=[], roles=[], user_groups=[], policies=[]))

@@ -43,10 +43,10 @@ DOC: dict[str, Any] = {
 
 async def counts(store: Store) -> dict[str, int]:
     out = {}
-    async with store.tx() as conn:
+    async with store.write() as tx:
         for table in (accounts, access_keys, spaces, business_numbers, config_entries):
             out[table.name] = (
-                await conn.execute(select(func.count()).select_from(table))
+                await tx.execute(select(func.count()).select_from(table))
             ).scalar_one()
     return out
 
@@ -60,11 +60,11 @@ async def test_apply_twice_changes_nothing(store: Store, box: SecretBox) -> None
 
 async def test_secrets_are_encrypted_at_rest(store: Store, box: SecretBox) -> None:
     await apply(store, box, parse(DOC))
-    async with store.tx() as conn:
-        key = (await conn.execute(select(access_keys.c.secret_enc))).scalar_one()
-        token = (await conn.execute(select(business_numbers.c.access_token_enc))).scalar_one()
+    async with store.write() as tx:
+        key = (await tx.execute(select(access_keys.c.secret_enc))).scalar_one()
+        token = (await tx.execute(select(business_numbers.c.access_token_enc))).scalar_one()
         app = (
-            await conn.execute(
+            await tx.execute(
                 select(config_entries.c.value).where(config_entries.c.key == "whatsapp.app_secret")
             )
         ).scalar_one()

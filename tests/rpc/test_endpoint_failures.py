@@ -64,7 +64,7 @@ async def call(app: Starlette) -> httpx.Response:
 
 
 async def test_database_down_is_service_unavailable() -> None:
-    store = Store(db.make_async_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/none"))
+    store = Store.open(f"postgresql://nobody@127.0.0.1:{free_port()}/none")
     try:
         response = await call(app_over(store))
     finally:
@@ -81,7 +81,7 @@ async def test_a_bug_is_an_internal_error_envelope(
 ) -> None:
     url = f"sqlite:///{tmp_path}/bug.db"
     db.upgrade(url)
-    store = Store(db.make_async_engine(url))
+    store = Store.open(url)
 
     async def broken(*_: Any) -> Any:
         raise RuntimeError("boom")

@@ -1,4 +1,4 @@
-"""The verifier against requests captured from the official SDK (spec §4.6), and its refusals."""
+"""The verifier against requests captured from the official SDK, and its refusals."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ def _tenancy(url: str) -> None:
 
 
 async def _write(store: Store, sql: str, **params: object) -> None:
-    async with store.tx() as conn:
+    async with store.write() as conn:
         await conn.execute(text(sql), params)
 
 
@@ -41,7 +41,7 @@ async def _real_count(store: Store, number_id: int, status: str | None) -> int:
     sql = "SELECT count(*) FROM chat_groups WHERE number_id = :n AND deleted_at IS NULL"
     if status is not None:
         sql += " AND status = :s"
-    async with store.tx() as conn:
+    async with store.write() as conn:
         return int((await conn.execute(text(sql), {"n": number_id, "s": status})).scalar_one())
 
 
@@ -119,7 +119,7 @@ async def test_a_rolled_back_write_leaves_the_counts(store: Store, migrated_url:
     )
     await _write(store, insert, id="G1")
     try:
-        async with store.tx() as conn:
+        async with store.write() as conn:
             await conn.execute(text(insert), {"id": "G2"})
             raise RuntimeError("abandoned")
     except RuntimeError:

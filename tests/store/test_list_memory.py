@@ -8,7 +8,6 @@ import random
 
 from sqlalchemy import text
 
-from opencams.store import db
 from opencams.store.records import GroupFilter
 from opencams.store.repo import Store
 from tests.store.test_group_counts import STATUSES, _tenancy, _write
@@ -24,7 +23,7 @@ async def _reference(
     if flt.status is not None:
         where += " AND status = :s"
         params["s"] = flt.status
-    async with store.tx() as conn:
+    async with store.write() as conn:
         rows = (
             await conn.execute(
                 text(
@@ -44,7 +43,7 @@ async def test_remembered_lists_follow_changes_made_elsewhere(
     store: Store, migrated_url: str
 ) -> None:
     _tenancy(migrated_url)
-    writer = Store(db.make_async_engine(migrated_url))
+    writer = Store.open(migrated_url)
     rng = random.Random(11)
     ids: list[str] = []
     try:
@@ -127,7 +126,7 @@ async def test_unshown_changes_keep_the_version(store: Store, migrated_url: str)
     await _write(store, insert)
 
     async def version() -> int:
-        async with store.tx() as conn:
+        async with store.write() as conn:
             return int(
                 (
                     await conn.execute(
@@ -143,7 +142,7 @@ async def test_unshown_changes_keep_the_version(store: Store, migrated_url: str)
     await _write(store, "UPDATE chat_groups SET status = 'SUSPENDED'")
     assert await version() == first + 1
     await _write(store, "UPDATE chat_groups SET number_id = 2")
-    async with store.tx() as conn:
+    async with store.write() as conn:
         rows = (
             await conn.execute(text("SELECT number_id, version FROM chat_group_versions"))
         ).all()

@@ -15,8 +15,9 @@ import logging
 from typing import Any, Protocol
 
 from opencams.errors import StoreUnavailable
-from opencams.store import access_queries
-from opencams.store.repo import Store, now_ms
+from opencams.store import audit as audit_store
+from opencams.store.clock import now_ms
+from opencams.store.repo import Store
 
 log = logging.getLogger("opencams.audit")
 
@@ -53,8 +54,8 @@ class AuditLog:
             return True
         batch, self._pending = self._pending, []
         try:
-            async with self._store.tx() as conn:
-                await access_queries.record_audit(conn, batch)
+            async with self._store.write() as tx:
+                await audit_store.record_audit(tx, batch)
         except StoreUnavailable as exc:
             log.warning("audit records kept in memory, database unavailable: %s", exc)
             self._pending = batch + self._pending

@@ -20,7 +20,7 @@ from opencams.errors import (
     SignatureNonceUsed,
 )
 from opencams.identity import Caller
-from opencams.store import access_queries
+from opencams.store import access as access_store
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
 
@@ -90,7 +90,8 @@ class Authenticator:
         assert self._tokens is not None
         session = self._tokens.read(claim.security_token, claim.access_key_id)
         claim.verify(session.secret)
-        allowlisted = await self._store.account_allowlisted(session.account_id)
+        async with self._store.read() as tx:
+            allowlisted = await access_store.account_allowlisted(tx, session.account_id)
         if allowlisted is None:  # the account is gone
             raise InvalidAccessKeyIdNotFound()
         return Caller(
@@ -110,4 +111,5 @@ class Authenticator:
             LAST_USED_RESOLUTION_SECONDS
         ):
             self._last_touched[key_id] = now
-            await access_queries.touch_keys(self._store, [key_id])
+            async with self._store.write() as tx:
+                await access_store.touch_keys(tx, [key_id])

@@ -1,4 +1,4 @@
-"""Authorization: may this caller run this action, from this address, now? (contract §6)
+"""Authorization: may this caller run this action, from this address, now? (docs/access.md)
 
 Root AccessKeys may do everything in their own account. A RAM user gets what the policies
 attached to it and to its groups allow; an assumed role what the role's policies allow,
@@ -28,7 +28,7 @@ from opencams.access.policy import (
 )
 from opencams.errors import ForbiddenRAM
 from opencams.identity import Caller
-from opencams.store import access_queries
+from opencams.store import access as access_store
 from opencams.store.repo import Store
 
 log = logging.getLogger("opencams.access")
@@ -105,7 +105,8 @@ class Authorizer:
         cached = self._attached.get(key)
         if cached is not None and time.monotonic() < cached[0]:
             return cached[1]
-        attached = await access_queries.attached_policies(self._store, account_id, kind, name)
+        async with self._store.read() as tx:
+            attached = await access_store.attached_policies(tx, account_id, kind, name)
         if self._ttl > 0:
             if len(self._attached) > 10_000:
                 self._attached.clear()

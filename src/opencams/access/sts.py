@@ -35,7 +35,7 @@ from opencams.errors import (
     PolicyGrammar,
 )
 from opencams.identity import Caller
-from opencams.store import access_queries
+from opencams.store import access as access_store
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
 
@@ -147,7 +147,8 @@ class RoleAssumer:
         if match["account"] != caller.account_id:
             # Roles are assumed within their own account only: no grant crosses accounts.
             raise NoPermission("the role belongs to another account")
-        role = await access_queries.role(self._store, match["account"], match["name"])
+        async with self._store.read() as tx:
+            role = await access_store.role(tx, match["account"], match["name"])
         if role is None:
             raise EntityNotExistRole(arn)
         if caller.principal_type == "AssumedRoleUser":

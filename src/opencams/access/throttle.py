@@ -48,7 +48,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from opencams.errors import ThrottlingUser
-from opencams.store import access_queries
+from opencams.store import access as access_store
 from opencams.store.repo import Store
 
 __all__ = [
@@ -328,13 +328,17 @@ class Throttling:
     async def rate(self, account_id: str, action: str) -> float:
         cached = self._cache.get(account_id)
         if cached is None or time.monotonic() - cached[0] > RATES_TTL_SECONDS:
-            cached = (time.monotonic(), await access_queries.throttle_rates(self.store, account_id))
+            cached = (time.monotonic(), await self._rates(account_id))
             self._cache[account_id] = cached
         rates = cached[1]
         for key in (action, "*"):
             if key in rates:
                 return rates[key]
         return self.action_rates.get(action, self.default_rate)
+
+    async def _rates(self, account_id: str) -> dict[str, float]:
+        async with self.store.read() as tx:
+            return await access_store.throttle_rates(tx, account_id)
 
     async def check(self, account_id: str, action: str) -> None:
         verdict = await self.throttle.take(account_id, action, await self.rate(account_id, action))

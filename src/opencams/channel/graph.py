@@ -187,7 +187,7 @@ class GraphClient:
         if join_approval_mode:
             payload["join_approval_mode"] = join_approval_mode
         body = await self._call("POST", f"{phone_number_id}/groups", token, json=payload)
-        # Meta documents `request_id`; some proxies answer `id` or `group_id` (spec §1.2).
+        # Meta documents `request_id`; some proxies answer `id` or `group_id` (docs/simulator.md).
         request_id = body.get("request_id") or body.get("id") or body.get("group_id")
         if not request_id:
             raise GraphError("rejected", "Graph accepted the group but returned no request id")
@@ -255,7 +255,7 @@ class GraphClient:
         if picture is None:
             body = await self._call("POST", group_id, token, json=fields)
         else:
-            # A picture travels as multipart, like Meta's media upload (spec §1.5).
+            # A picture travels as multipart, like Meta's media upload (docs/simulator.md).
             body = await self._call(
                 "POST",
                 group_id,

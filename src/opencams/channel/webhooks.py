@@ -1,7 +1,7 @@
 """Inbound Meta webhooks: the GET handshake, the X-Hub-Signature-256 check, typed group events.
 
 The signature is computed over the raw bytes as received; the body is never re-serialised before
-checking (Meta signs an escaped-unicode rendering, spec §2.5).
+checking (Meta signs an escaped-unicode rendering, docs/simulator.md).
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from opencams.groups import validation
 from opencams.groups.context import Ctx
 from opencams.groups.requests import GroupRef
 from opencams.names import GroupStatus
-from opencams.store import queries
+from opencams.store import chat_groups
 from opencams.store.records import GroupRecord, NumberRecord
 
-# Statuses in which the group exists at Meta and takes changes (contract §3: no write while
+# Statuses in which the group exists at Meta and takes changes (docs/api.md#group-statuses: no write while
 # CREATING, DELETING or SUSPENDED; INACTIVE groups were never created at Meta).
 WRITABLE = frozenset({GroupStatus.ACTIVE, GroupStatus.UPDATING})
 
@@ -51,8 +51,8 @@ async def resolve_group_number(ctx: Ctx, ref: GroupRef) -> NumberRecord:
 async def resolve_group(ctx: Ctx, ref: GroupRef) -> tuple[NumberRecord, GroupRecord]:
     """Allowlist, parameter content, tenancy, then the group itself."""
     number = await resolve_group_number(ctx, ref)
-    async with ctx.deps.store.tx() as conn:
-        group = await queries.group_of_number(conn, ref.group_id, number.id)
+    async with ctx.deps.store.write() as tx:
+        group = await chat_groups.group_of_number(tx, ref.group_id, number.id)
     if group is None:
         raise ChatGroupNotFound()
     return number, group

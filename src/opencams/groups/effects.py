@@ -1,4 +1,4 @@
-"""What each Meta group webhook does to the database (contract §5; spec §2).
+"""What each Meta group webhook does to the database (docs/api.md#group-statuses, docs/simulator.md).
 
 Every handler runs inside the transaction that also records the event, and returns:
 `applied`, `ignored` (nothing to do: stale, already settled, deleted group), or `parked` (it
@@ -16,18 +16,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from opencams.channel.webhooks import GroupEvent, safe_id
-from opencams.names import GroupStatus
-from opencams.store import queries
+from opencams.names import GroupStatus, OperationKind, OperationState
+from opencams.store import chat_groups, operations, participants
+from opencams.store.clock import now_ms
+from opencams.store.database import Tx
 from opencams.store.records import GroupRecord, OperationRecord
-from opencams.store.repo import now_ms
 
 _WA_ID = re.compile(r"[A-Za-z0-9._-]+")
 
 Outcome = Literal["applied", "duplicate", "parked", "ignored"]
-Handler = Callable[[AsyncConnection, GroupEvent], Awaitable[Outcome]]
+Handler = Callable[[Tx, GroupEvent], Awaitable[Outcome]]
 
 
 def describe_errors(errors: list[Any]) -> str:
@@ -50,21 +49,21 @@ def event_ts(event: GroupEvent) -> int:
 
 
 async def _operation(
-    conn: AsyncConnection, event: GroupEvent, group: GroupRecord, kind: str
+    tx: Tx, event: GroupEvent, group: GroupRecord, kind: OperationKind
 ) -> OperationRecord | None:
     """By Meta's request id; else the group's pending operation of that kind (Meta can answer
     by webhook before opencams has stored the request id of its own call)."""
     if event.request_id is not None:
-        op = await queries.operation_by_request_id(conn, event.request_id)
+        op = await operations.operation_by_request_id(tx, event.request_id)
         if op is not None:
             return op if op.kind == kind else None
-    return await queries.pending_operation(conn, group.id, kind)
+    return await operations.pending_operation(tx, group.id, kind)
 
 
-async def _live_group(conn: AsyncConnection, event: GroupEvent) -> GroupRecord | Outcome:
+async def _live_group(tx: Tx, event: GroupEvent) -> GroupRecord | Outcome:
     if event.group_id is None:
         return "ignored"
-    group = await queries.group_by_meta_id(conn, event.group_id)
+    group = await chat_groups.group_by_meta_id(tx, event.group_id)
     if group is None:
         return "parked"
     if group.deleted_at is not None:
@@ -75,32 +74,32 @@ async def _live_group(conn: AsyncConnection, event: GroupEvent) -> GroupRecord |
 # --- group_lifecycle_update -------------------------------------------------------------------
 
 
-async def group_create(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+async def group_create(tx: Tx, event: GroupEvent) -> Outcome:
     if event.request_id is None:
         return "ignored"
-    op = await queries.operation_by_request_id(conn, event.request_id)
+    op = await operations.operation_by_request_id(tx, event.request_id)
     if op is None:
         return "parked"
     if op.kind != "create" or op.state != "pending":
         return "ignored"
     if event.errors or not event.group_id:
         reason = describe_errors(event.errors)
-        await queries.set_group(
-            conn,
+        await chat_groups.set_group(
+            tx,
             op.group_id,
             when_status={GroupStatus.CREATING},
             status=GroupStatus.INACTIVE,
             failure_reason=reason,
         )
-        await queries.settle_operation(conn, op.id, "failed", error=reason)
+        await operations.settle_operation(tx, op.id, "failed", error=reason)
         return "applied"
-    stand_in = await queries.group_by_meta_id(conn, event.group_id)
+    stand_in = await chat_groups.group_by_meta_id(tx, event.group_id)
     if stand_in is not None and stand_in.id != op.group_id:
         # A sync adopted this Meta group under a new row before its confirmation arrived:
         # the group is this operation's; the stand-in row gives way.
-        await queries.retire_group(conn, stand_in.id)
-    await queries.set_group(
-        conn,
+        await chat_groups.retire_group(tx, stand_in.id)
+    await chat_groups.set_group(
+        tx,
         op.group_id,
         when_status={GroupStatus.CREATING},
         status=GroupStatus.ACTIVE,
@@ -108,38 +107,38 @@ async def group_create(conn: AsyncConnection, event: GroupEvent) -> Outcome:
         invite_link=event.raw.get("invite_link") or None,
         join_approval_mode=event.raw.get("join_approval_mode") or None,
     )
-    await queries.settle_operation(conn, op.id, "succeeded", result={"group_id": event.group_id})
+    await operations.settle_operation(tx, op.id, "succeeded", result={"group_id": event.group_id})
     return "applied"
 
 
-async def group_delete(conn: AsyncConnection, event: GroupEvent) -> Outcome:
-    group = await _live_group(conn, event)
+async def group_delete(tx: Tx, event: GroupEvent) -> Outcome:
+    group = await _live_group(tx, event)
     if isinstance(group, str):
         return group
-    op = await _operation(conn, event, group, "delete")
+    op = await _operation(tx, event, group, "delete")
     if event.errors:
         reason = describe_errors(event.errors)
         previous = (
             op.asked().get("previous_status", GroupStatus.ACTIVE) if op else GroupStatus.ACTIVE
         )
-        await queries.set_group(
-            conn,
+        await chat_groups.set_group(
+            tx,
             group.id,
             when_status={GroupStatus.DELETING},
             status=previous,
             failure_reason=reason,
         )
         if op is not None:
-            await queries.settle_operation(conn, op.id, "failed", error=reason)
+            await operations.settle_operation(tx, op.id, "failed", error=reason)
         return "applied"
     # Deleted at Meta, whoever asked: the group is gone, and so is anything pending on it.
-    await queries.set_group(conn, group.id, deleted_at=now_ms())
-    for pending in await queries.pending_operations(conn, [group.id]):
+    await chat_groups.set_group(tx, group.id, deleted_at=now_ms())
+    for pending in await operations.pending_operations(tx, [group.id]):
         if op is not None and pending.id == op.id:
-            await queries.settle_operation(conn, pending.id, "succeeded")
+            await operations.settle_operation(tx, pending.id, "succeeded")
         else:
-            await queries.settle_operation(
-                conn, pending.id, "failed", error="the group was deleted"
+            await operations.settle_operation(
+                tx, pending.id, "failed", error="the group was deleted"
             )
     return "applied"
 
@@ -149,15 +148,15 @@ async def group_delete(conn: AsyncConnection, event: GroupEvent) -> Outcome:
 _ATTRIBUTES = ("group_subject", "group_description", "profile_picture")
 
 
-async def group_settings_update(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+async def group_settings_update(tx: Tx, event: GroupEvent) -> Outcome:
     op = None
     if event.request_id is not None:
-        op = await queries.operation_by_request_id(conn, event.request_id)
+        op = await operations.operation_by_request_id(tx, event.request_id)
     if op is None:
-        group = await _live_group(conn, event)
+        group = await _live_group(tx, event)
         if isinstance(group, str):
             return group
-        op = await queries.pending_operation(conn, group.id, "update")
+        op = await operations.pending_operation(tx, group.id, "update")
         if op is None:
             # A change opencams did not ask for (yet): keep it if it names a request.
             return "parked" if event.request_id is not None else "ignored"
@@ -179,7 +178,7 @@ async def group_settings_update(conn: AsyncConnection, event: GroupEvent) -> Out
         elif key == "group_subject":
             subject = str(part.get("text") or asked.get("subject") or "")
             if subject:
-                values.update(subject=subject, subject_search=subject.casefold())
+                values["subject"] = subject
         elif key == "group_description":
             values["description"] = part.get("text", asked.get("description"))
         else:
@@ -190,15 +189,15 @@ async def group_settings_update(conn: AsyncConnection, event: GroupEvent) -> Out
     if not outcome and event.errors:
         failures.append(describe_errors(event.errors))
     values["failure_reason"] = "; ".join(failures) or None
-    await queries.set_group(conn, op.group_id, **values)
-    await queries.set_group(
-        conn, op.group_id, when_status={GroupStatus.UPDATING}, status=GroupStatus.ACTIVE
+    await chat_groups.set_group(tx, op.group_id, **values)
+    await chat_groups.set_group(
+        tx, op.group_id, when_status={GroupStatus.UPDATING}, status=GroupStatus.ACTIVE
     )
-    state = (
+    state: OperationState = (
         "succeeded" if not failures else ("partial" if len(failures) < len(outcome) else "failed")
     )
-    await queries.settle_operation(
-        conn, op.id, state, result=outcome, error=values["failure_reason"]
+    await operations.settle_operation(
+        tx, op.id, state, result=outcome, error=values["failure_reason"]
     )
     return "applied"
 
@@ -220,22 +219,22 @@ def _who(entry: Any) -> str | None:
     return None
 
 
-async def participants_add(conn: AsyncConnection, event: GroupEvent) -> Outcome:
-    group = await _live_group(conn, event)
+async def participants_add(tx: Tx, event: GroupEvent) -> Outcome:
+    group = await _live_group(tx, event)
     if isinstance(group, str):
         return group
     ts = event_ts(event)
     for entry in event.raw.get("added_participants") or []:
         wa_id = _who(entry)
         if wa_id:
-            await queries.set_membership(conn, group.id, wa_id, queries.MEMBER, ts)
-            await queries.set_join_request(conn, group.id, wa_id, "joined", ts, None)
-    await queries.recount_participants(conn, group.id)
+            await participants.set_membership(tx, group.id, wa_id, participants.MEMBER, ts)
+            await participants.set_join_request(tx, group.id, wa_id, "joined", ts, None)
+    await participants.recount_participants(tx, group.id)
     return "applied"
 
 
-async def participants_remove(conn: AsyncConnection, event: GroupEvent) -> Outcome:
-    group = await _live_group(conn, event)
+async def participants_remove(tx: Tx, event: GroupEvent) -> Outcome:
+    group = await _live_group(tx, event)
     if isinstance(group, str):
         return group
     ts = event_ts(event)
@@ -243,21 +242,23 @@ async def participants_remove(conn: AsyncConnection, event: GroupEvent) -> Outco
     removed = [w for w in (_who(e) for e in event.raw.get("removed_participants") or []) if w]
     for wa_id in removed:
         # Removed by the business: barred from rejoining by link. Left: may come back.
-        await queries.set_membership(
-            conn, group.id, wa_id, "removed" if by_business else "left", ts
+        await participants.set_membership(
+            tx, group.id, wa_id, "removed" if by_business else "left", ts
         )
-    await queries.recount_participants(conn, group.id)
+    await participants.recount_participants(tx, group.id)
     if by_business:
-        op = await _operation(conn, event, group, "remove_participants")
+        op = await _operation(tx, event, group, "remove_participants")
         if op is not None and op.state == "pending":
             failed = {
                 w: describe_errors(e.get("errors") or [])
                 for e in event.raw.get("failed_participants") or []
                 if (w := _who(e))
             }
-            state = "succeeded" if not failed else ("partial" if removed else "failed")
-            await queries.settle_operation(
-                conn,
+            state: OperationState = (
+                "succeeded" if not failed else ("partial" if removed else "failed")
+            )
+            await operations.settle_operation(
+                tx,
                 op.id,
                 state,
                 result={"removed": removed, "failed": failed},
@@ -266,16 +267,16 @@ async def participants_remove(conn: AsyncConnection, event: GroupEvent) -> Outco
     return "applied"
 
 
-async def join_request(conn: AsyncConnection, event: GroupEvent) -> Outcome:
-    group = await _live_group(conn, event)
+async def join_request(tx: Tx, event: GroupEvent) -> Outcome:
+    group = await _live_group(tx, event)
     if isinstance(group, str):
         return group
     wa_id = _who(event.raw)
     if not wa_id:
         return "ignored"
     state = "pending" if event.type == "group_join_request_created" else "revoked"
-    await queries.set_join_request(
-        conn,
+    await participants.set_join_request(
+        tx,
         group.id,
         wa_id,
         state,
@@ -288,16 +289,16 @@ async def join_request(conn: AsyncConnection, event: GroupEvent) -> Outcome:
 # --- group_status_update ----------------------------------------------------------------------
 
 
-async def suspension(conn: AsyncConnection, event: GroupEvent) -> Outcome:
-    group = await _live_group(conn, event)
+async def suspension(tx: Tx, event: GroupEvent) -> Outcome:
+    group = await _live_group(tx, event)
     if isinstance(group, str):
         return group
     ts = event_ts(event)
     if group.suspension_ts is not None and ts < group.suspension_ts:
         return "ignored"  # an older suspension event, delivered late
     if event.type == "group_suspend":
-        await queries.set_group(
-            conn,
+        await chat_groups.set_group(
+            tx,
             group.id,
             when_status={
                 GroupStatus.ACTIVE,
@@ -308,14 +309,14 @@ async def suspension(conn: AsyncConnection, event: GroupEvent) -> Outcome:
             status=GroupStatus.SUSPENDED,
             suspension_ts=ts,
         )
-    elif not await queries.set_group(
-        conn,
+    elif not await chat_groups.set_group(
+        tx,
         group.id,
         when_status={GroupStatus.SUSPENDED},
         status=GroupStatus.ACTIVE,
         suspension_ts=ts,
     ):
-        await queries.set_group(conn, group.id, suspension_ts=ts)
+        await chat_groups.set_group(tx, group.id, suspension_ts=ts)
     return "applied"
 
 
@@ -332,6 +333,6 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 }
 
 
-async def apply_effect(conn: AsyncConnection, event: GroupEvent) -> Outcome:
+async def apply_effect(tx: Tx, event: GroupEvent) -> Outcome:
     handler = HANDLERS.get((event.field_name, event.type))
-    return "ignored" if handler is None else await handler(conn, event)
+    return "ignored" if handler is None else await handler(tx, event)

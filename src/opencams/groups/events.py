@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy.exc import IntegrityError
-
 from opencams.channel.webhooks import GroupEvent
+from opencams.errors import StoreConflict
 from opencams.groups.effects import Outcome, apply_effect
-from opencams.store.repo import Store, now_ms
+from opencams.store import operations
+from opencams.store.repo import Store
 
 
 def _stored_payload(event: GroupEvent) -> str:
@@ -54,9 +54,9 @@ def _links_group(event: GroupEvent, outcome: Outcome) -> bool:
 async def apply_event(store: Store, event: GroupEvent) -> Outcome:
     key = event.dedupe_key()
     try:
-        async with store.tx() as conn:
-            recorded = await store.record_event(
-                conn,
+        async with store.write() as tx:
+            recorded = await operations.record_event(
+                tx,
                 {
                     "id": key,
                     "field": event.field_name,
@@ -66,16 +66,17 @@ async def apply_event(store: Store, event: GroupEvent) -> Outcome:
                     "phone_number_id": event.phone_number_id,
                     "payload": _stored_payload(event),
                     "state": "received",
-                    "received_at": now_ms(),
                 },
             )
             if not recorded:
                 return "duplicate"
-            outcome = await apply_effect(conn, event)
-            await store.set_event_state(conn, key, outcome)
-    except IntegrityError:
+            outcome = await apply_effect(tx, event)
+            await operations.set_event_state(tx, key, outcome)
+    except StoreConflict:
         # The same event committed concurrently by another delivery (or server)?
-        if await store.event_exists(key):
+        async with store.read() as tx:
+            seen = await operations.event_exists(tx, key)
+        if seen:
             return "duplicate"
         raise
     if _links_group(event, outcome):
@@ -97,17 +98,18 @@ async def apply_parked(
     seen: set[str] = set()
     while pending:
         rid, gid = pending.pop()
-        events = await store.parked_events(request_id=rid, meta_group_id=gid)
+        async with store.read() as tx:
+            events = await operations.parked_events(tx, request_id=rid, meta_group_id=gid)
         for event_id, payload in events:
             if event_id in seen:
                 continue
             seen.add(event_id)
             event = _event_from_payload(payload)
-            async with store.tx() as conn:
-                if not await store.claim_parked_event(conn, event_id):
+            async with store.write() as tx:
+                if not await operations.claim_parked_event(tx, event_id):
                     continue  # another process took it
-                outcome = await apply_effect(conn, event)
-                await store.set_event_state(conn, event_id, outcome)
+                outcome = await apply_effect(tx, event)
+                await operations.set_event_state(tx, event_id, outcome)
             if outcome == "applied":
                 applied += 1
                 if _links_group(event, outcome):

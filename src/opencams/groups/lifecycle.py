@@ -8,7 +8,6 @@ status back; success stores Meta's request id, and the webhook (or sync) settles
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from opencams.errors import (
@@ -33,10 +32,10 @@ from opencams.groups.events import apply_parked
 from opencams.groups.ids import new_group_id, new_unique_code
 from opencams.groups.requests import AddChatGroupRequest, GroupRef, UpdateChatGroupRequest
 from opencams.groups.results import Created, Done
-from opencams.names import GroupStatus
-from opencams.store import queries
+from opencams.names import GroupStatus, OperationKind
+from opencams.store import chat_groups, operations
+from opencams.store.clock import now_ms
 from opencams.store.records import GroupRecord
-from opencams.store.repo import now_ms
 
 
 async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> Created:
@@ -49,7 +48,9 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> Created:
     number = await resolve_number(ctx, req.cust_space_id, req.business_number)
 
     limit = ctx.deps.max_groups_per_number
-    if await ctx.deps.store.count_live_groups(number.id) >= limit:
+    async with ctx.deps.store.read() as tx:
+        live = await chat_groups.count_live(tx, number.id)
+    if live >= limit:
         raise ChatGroupLimitExceeded(limit=limit)
 
     try:
@@ -62,54 +63,49 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> Created:
 
     group_id = new_group_id()
     unique_code = new_unique_code()
-    now = now_ms()
-    await ctx.deps.store.insert_group_with_operation(
-        group={
-            "id": group_id,
-            "number_id": number.id,
-            "channel_type": channel_type,
-            "subject": subject,
-            "subject_search": subject.casefold(),
-            "description": description,
-            "status": GroupStatus.CREATING,
-            "participant_count": 0,
-            "group_link": group_link,
-            "created_at": now,
-            "updated_at": now,
-        },
-        operation={
-            "id": unique_code,
-            "kind": "create",
-            "group_id": group_id,
-            "meta_request_id": created.request_id,
-            "state": "pending",
-            "payload": json.dumps({"subject": subject, "description": description}),
-            "created_at": now,
-        },
-    )
+    async with ctx.deps.store.write() as tx:
+        await chat_groups.insert_group(
+            tx,
+            id=group_id,
+            number_id=number.id,
+            channel_type=channel_type,
+            subject=subject,
+            description=description,
+            status=GroupStatus.CREATING,
+            participant_count=0,
+            group_link=group_link,
+        )
+        await operations.insert_operation(
+            tx,
+            op_id=unique_code,
+            kind="create",
+            group_id=group_id,
+            meta_request_id=created.request_id,
+            payload={"subject": subject, "description": description},
+        )
     # Meta may have answered by webhook before the row above existed; such an event was parked.
     await apply_parked(ctx.deps.store, request_id=created.request_id)
     return Created(unique_code=unique_code, group_id=group_id)
 
 
 async def begin(
-    ctx: Ctx, group: GroupRecord, kind: str, to_status: str, payload: dict[str, Any]
+    ctx: Ctx, group: GroupRecord, kind: OperationKind, to_status: str, payload: dict[str, Any]
 ) -> str:
     """Claim the group for a change and record the pending operation; returns its id."""
     op_id = new_unique_code()
-    async with ctx.deps.store.tx() as conn:
+    async with ctx.deps.store.write() as tx:
         # Only from ACTIVE: one settings change or deletion at a time, never both at once.
-        if not await queries.set_group(
-            conn, group.id, when_status={GroupStatus.ACTIVE}, status=to_status
+        if not await chat_groups.set_group(
+            tx, group.id, when_status={GroupStatus.ACTIVE}, status=to_status
         ):
-            current = await queries.group_by_id(conn, group.id)
+            current = await chat_groups.group_by_id(tx, group.id)
             raise ChatGroupInvalidStatus(
                 "another change of the group is under way.",
                 status=current.status if current else "gone",
             )
         payload = {**payload, "previous_status": group.status}
-        await queries.insert_operation(
-            conn, op_id=op_id, kind=kind, group_id=group.id, meta_request_id=None, payload=payload
+        await operations.insert_operation(
+            tx, op_id=op_id, kind=kind, group_id=group.id, meta_request_id=None, payload=payload
         )
     return op_id
 
@@ -118,11 +114,11 @@ async def refused(
     ctx: Ctx, op_id: str, exc: GraphError, *, group: GroupRecord, claimed: str | None
 ) -> None:
     """Meta refused at once: settle the operation; put back the status this call claimed."""
-    async with ctx.deps.store.tx() as conn:
-        await queries.settle_operation(conn, op_id, "failed", error=exc.describe())
+    async with ctx.deps.store.write() as tx:
+        await operations.settle_operation(tx, op_id, "failed", error=exc.describe())
         if claimed is not None:
-            await queries.set_group(
-                conn,
+            await chat_groups.set_group(
+                tx,
                 group.id,
                 when_status={claimed},
                 status=group.status,
@@ -133,8 +129,8 @@ async def refused(
 async def accepted(ctx: Ctx, op_id: str, request_id: str | None) -> None:
     if request_id is None:
         return
-    async with ctx.deps.store.tx() as conn:
-        await queries.set_operation_request_id(conn, op_id, request_id)
+    async with ctx.deps.store.write() as tx:
+        await operations.set_operation_request_id(tx, op_id, request_id)
     await apply_parked(ctx.deps.store, request_id=request_id)
 
 
@@ -185,9 +181,9 @@ async def delete_chat_group(ctx: Ctx, req: GroupRef) -> Done:
     number, group = await resolve_group(ctx, req)
     if group.status == GroupStatus.INACTIVE:
         # Meta never created it: nothing to ask Meta, the record simply goes.
-        async with ctx.deps.store.tx() as conn:
-            await queries.set_group(
-                conn, group.id, when_status={GroupStatus.INACTIVE}, deleted_at=now_ms()
+        async with ctx.deps.store.write() as tx:
+            await chat_groups.set_group(
+                tx, group.id, when_status={GroupStatus.INACTIVE}, deleted_at=now_ms()
             )
         return Done()
     require_status(group, {GroupStatus.ACTIVE}, "deleting it")

@@ -14,11 +14,11 @@ from opencams.groups.common import (
 from opencams.groups.context import Ctx
 from opencams.groups.requests import GroupRef
 from opencams.groups.results import Done, InviteLink
-from opencams.store import queries
+from opencams.store import chat_groups
 
 
 async def add_chat_group_invite_link(ctx: Ctx, req: GroupRef) -> InviteLink:
-    """The group's current link; one is made when it has none (contract §5)."""
+    """The group's current link; one is made when it has none (docs/api.md)."""
     number, group = await resolve_group(ctx, req)
     require_status(group, WRITABLE, "inviting to it")
     if group.invite_link:
@@ -30,8 +30,8 @@ async def add_chat_group_invite_link(ctx: Ctx, req: GroupRef) -> InviteLink:
             link = await ctx.deps.channel.reset_invite_link(meta_id(group), token(ctx, number))
     except GraphError as exc:
         raise channel_error(exc) from exc
-    async with ctx.deps.store.tx() as conn:
-        await queries.set_group(conn, group.id, invite_link=link)
+    async with ctx.deps.store.write() as tx:
+        await chat_groups.set_group(tx, group.id, invite_link=link)
     return InviteLink(link)
 
 
@@ -43,6 +43,6 @@ async def delete_chat_group_invite_link(ctx: Ctx, req: GroupRef) -> Done:
         await ctx.deps.channel.delete_invite_link(meta_id(group), token(ctx, number))
     except GraphError as exc:
         raise channel_error(exc) from exc
-    async with ctx.deps.store.tx() as conn:
-        await queries.set_group(conn, group.id, invite_link=None)
+    async with ctx.deps.store.write() as tx:
+        await chat_groups.set_group(tx, group.id, invite_link=None)
     return Done()

@@ -23,7 +23,7 @@ from opencams.groups.ids import new_unique_code
 from opencams.groups.lifecycle import accepted, refused
 from opencams.groups.requests import DeleteChatGroupParticipantsRequest, RawComplex
 from opencams.groups.results import Done
-from opencams.store import queries
+from opencams.store import operations, participants
 
 MAX_REMOVALS = 8  # Meta: at most 8 participants per removal call
 
@@ -53,18 +53,18 @@ async def delete_chat_group_participants(ctx: Ctx, req: DeleteChatGroupParticipa
     numbers = participant_numbers(req.participants)
     number, group = await resolve_group(ctx, req.ref)
     require_status(group, WRITABLE, "removing participants")
-    async with ctx.deps.store.tx() as conn:
-        present = await queries.members(conn, group.id, numbers)
+    async with ctx.deps.store.write() as tx:
+        present = await participants.members(tx, group.id, numbers)
         missing = [n for n in numbers if n not in present]
         if missing:
             raise ParticipantNotFound(", ".join(missing))
-        if await queries.pending_operation(conn, group.id, "remove_participants"):
+        if await operations.pending_operation(tx, group.id, "remove_participants"):
             raise ChatGroupInvalidStatus(
                 "a removal of participants is still under way.", status=group.status
             )
         op_id = new_unique_code()
-        await queries.insert_operation(
-            conn,
+        await operations.insert_operation(
+            tx,
             op_id=op_id,
             kind="remove_participants",
             group_id=group.id,

@@ -27,10 +27,10 @@ from opencams.errors import GraphError, StoreUnavailable
 from opencams.groups.context import Deps
 from opencams.groups.events import apply_parked
 from opencams.groups.ids import new_group_id
-from opencams.names import GroupStatus
-from opencams.store import queries
+from opencams.names import GroupStatus, OperationState
+from opencams.store import chat_groups, operations, participants, tenancy
+from opencams.store.clock import now_ms
 from opencams.store.records import GroupRecord, NumberRecord, OperationRecord
-from opencams.store.repo import now_ms
 
 log = logging.getLogger("opencams.sync")
 
@@ -107,7 +107,9 @@ class Syncer:
         progress: Progress | None = None,
     ) -> SyncReport:
         report = SyncReport()
-        for record in await self.deps.store.numbers(space_id=space_id, number=number):
+        async with self.deps.store.read() as tx:
+            found = await tenancy.numbers(tx, space_id=space_id, number=number)
+        for record in found:
             try:
                 await self.sync_number(record, report, progress)
             except GraphError as exc:
@@ -165,23 +167,22 @@ class Syncer:
         await self._unstick(number, report)
 
     async def _group(self, number: NumberRecord, meta: MetaGroup, report: SyncReport) -> None:
-        async with self.deps.store.tx() as conn:
-            group = await queries.group_by_meta_id(conn, meta.summary.id)
+        async with self.deps.store.write() as tx:
+            group = await chat_groups.group_by_meta_id(tx, meta.summary.id)
             if group is None:
-                if await self._in_flight(conn, number, meta):
+                if await self._in_flight(tx, number, meta):
                     return  # its own confirmation is on the way: leave it to the webhook
-                adopted = await self._adopt(conn, number, meta)
+                adopted = await self._adopt(tx, number, meta)
                 if adopted is None:
                     group_id = new_group_id()
                     now = now_ms()
                     subject = meta.info.subject or meta.summary.subject
-                    await queries.insert_group(
-                        conn,
+                    await chat_groups.insert_group(
+                        tx,
                         id=group_id,
                         number_id=number.id,
                         channel_type="WHATSAPP",
                         subject=subject,
-                        subject_search=subject.casefold(),
                         description=meta.info.description,
                         status=GroupStatus.SUSPENDED if meta.info.suspended else GroupStatus.ACTIVE,
                         meta_group_id=meta.summary.id,
@@ -195,54 +196,55 @@ class Syncer:
                 else:
                     report.adopted += 1
                     report.operations_settled += 1
-                group = await queries.group_by_meta_id(conn, meta.summary.id)
+                group = await chat_groups.group_by_meta_id(tx, meta.summary.id)
                 assert group is not None
             if group.deleted_at is not None:
                 return
-            await self._settle(conn, group, meta, report)
-            await self._drift(conn, group, meta, report)
-            await self._participants(conn, group, meta, report)
+            await self._settle(tx, group, meta, report)
+            await self._drift(tx, group, meta, report)
+            await self._participants(tx, group, meta, report)
         await apply_parked(self.deps.store, meta_group_id=meta.summary.id)
 
-    async def _in_flight(self, conn: Any, number: NumberRecord, meta: MetaGroup) -> bool:
+    async def _in_flight(self, tx: Any, number: NumberRecord, meta: MetaGroup) -> bool:
         """A CREATING group of the same subject whose create is younger than the grace period."""
         subject = meta.info.subject or meta.summary.subject
-        for group in await queries.live_groups_of_number(conn, number.id):
+        for group in await chat_groups.live_groups_of_number(tx, number.id):
             if group.status == GroupStatus.CREATING and group.subject == subject:
-                op = await queries.pending_operation(conn, group.id, "create")
+                op = await operations.pending_operation(tx, group.id, "create")
                 if op is not None and not self._settleable(op):
                     return True
         return False
 
-    async def _adopt(self, conn: Any, number: NumberRecord, meta: MetaGroup) -> str | None:
+    async def _adopt(self, tx: Any, number: NumberRecord, meta: MetaGroup) -> str | None:
         """A CREATING group of this number whose create is still pending, same subject."""
         subject = meta.info.subject or meta.summary.subject
-        for group in await queries.live_groups_of_number(conn, number.id):
+        for group in await chat_groups.live_groups_of_number(tx, number.id):
             if group.status != GroupStatus.CREATING or group.subject != subject:
                 continue
-            op = await queries.pending_operation(conn, group.id, "create")
+            op = await operations.pending_operation(tx, group.id, "create")
             if op is None or not self._settleable(op):
                 continue
-            await queries.set_group(
-                conn,
+            await chat_groups.set_group(
+                tx,
                 group.id,
                 when_status={GroupStatus.CREATING},
                 status=GroupStatus.SUSPENDED if meta.info.suspended else GroupStatus.ACTIVE,
                 meta_group_id=meta.summary.id,
                 invite_link=meta.invite_link,
             )
-            await queries.settle_operation(
-                conn, op.id, "succeeded", result={"group_id": meta.summary.id, "by": "sync"}
+            await operations.settle_operation(
+                tx, op.id, "succeeded", result={"group_id": meta.summary.id, "by": "sync"}
             )
             return group.id
         return None
 
     async def _settle(
-        self, conn: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
+        self, tx: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
     ) -> None:
-        for op in await queries.pending_operations(conn, [group.id]):
+        for op in await operations.pending_operations(tx, [group.id]):
             if not self._settleable(op):
                 continue
+            state: OperationState
             asked = op.asked()
             if op.kind == "update":
                 missed = [
@@ -256,19 +258,19 @@ class Syncer:
                 state = "failed" if missed else "succeeded"
                 error = f"Meta does not show the new {', '.join(missed)}" if missed else None
                 if not missed and asked.get("picture_url"):
-                    await queries.set_group(
-                        conn,
+                    await chat_groups.set_group(
+                        tx,
                         group.id,
                         profile_picture_url=asked["picture_url"],
                         picture_sha256=asked.get("picture_sha256"),
                     )
-                await queries.set_group(
-                    conn, group.id, when_status={GroupStatus.UPDATING}, status=GroupStatus.ACTIVE
+                await chat_groups.set_group(
+                    tx, group.id, when_status={GroupStatus.UPDATING}, status=GroupStatus.ACTIVE
                 )
             elif op.kind == "delete":
                 state, error = "failed", "Meta still has the group"
-                await queries.set_group(
-                    conn,
+                await chat_groups.set_group(
+                    tx,
                     group.id,
                     when_status={GroupStatus.DELETING},
                     status=asked.get("previous_status", GroupStatus.ACTIVE),
@@ -280,19 +282,21 @@ class Syncer:
                 state = "succeeded" if not still else ("partial" if removed else "failed")
                 error = f"still members: {', '.join(still)}" if still else None
                 for wa_id in removed:
-                    await queries.set_membership(conn, group.id, wa_id, "removed", int(time.time()))
+                    await participants.set_membership(
+                        tx, group.id, wa_id, "removed", int(time.time())
+                    )
             else:
                 continue
-            if await queries.settle_operation(conn, op.id, state, error=error):
+            if await operations.settle_operation(tx, op.id, state, error=error):
                 report.operations_settled += 1
 
     async def _drift(
-        self, conn: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
+        self, tx: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
     ) -> None:
         values: dict[str, Any] = {}
         subject = meta.info.subject
         if subject and subject != group.subject and group.status != GroupStatus.UPDATING:
-            values.update(subject=subject, subject_search=subject.casefold())
+            values["subject"] = subject
         if (
             meta.info.description is not None
             and meta.info.description != group.description
@@ -303,34 +307,36 @@ class Syncer:
             values["invite_link"] = meta.invite_link
         changed = False
         if values:
-            changed = await queries.set_group(conn, group.id, **values)
+            changed = await chat_groups.set_group(tx, group.id, **values)
         if meta.info.suspended:
-            changed |= await queries.set_group(
-                conn,
+            changed |= await chat_groups.set_group(
+                tx,
                 group.id,
                 when_status={GroupStatus.ACTIVE, GroupStatus.UPDATING},
                 status=GroupStatus.SUSPENDED,
             )
         else:
-            changed |= await queries.set_group(
-                conn, group.id, when_status={GroupStatus.SUSPENDED}, status=GroupStatus.ACTIVE
+            changed |= await chat_groups.set_group(
+                tx, group.id, when_status={GroupStatus.SUSPENDED}, status=GroupStatus.ACTIVE
             )
         report.updated += changed
 
     async def _participants(
-        self, conn: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
+        self, tx: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
     ) -> None:
         now = int(time.time())
-        current = await queries.members(conn, group.id)
+        current = await participants.members(tx, group.id)
         at_meta = set(meta.info.participants)
         changed = 0
         for wa_id in meta.info.participants:  # Meta's order is its join order
             if wa_id not in current:
-                changed += await queries.set_membership(conn, group.id, wa_id, queries.MEMBER, now)
+                changed += await participants.set_membership(
+                    tx, group.id, wa_id, participants.MEMBER, now
+                )
         for wa_id in current - at_meta:
-            changed += await queries.set_membership(conn, group.id, wa_id, "left", now)
+            changed += await participants.set_membership(tx, group.id, wa_id, "left", now)
         if changed:
-            await queries.recount_participants(conn, group.id)
+            await participants.recount_participants(tx, group.id)
             report.participants_changed += changed
 
     async def _gone(
@@ -338,10 +344,10 @@ class Syncer:
     ) -> None:
         """Groups Meta did not list. Each is asked for once more before it is marked deleted:
         one confirmed (or changed) while the list was being read is simply newer than it."""
-        async with self.deps.store.tx() as conn:
+        async with self.deps.store.write() as tx:
             candidates = [
                 g
-                for g in await queries.live_groups_of_number(conn, number.id)
+                for g in await chat_groups.live_groups_of_number(tx, number.id)
                 if g.meta_group_id is not None
                 and g.meta_group_id not in seen
                 and g.updated_at < started
@@ -355,45 +361,45 @@ class Syncer:
                 if exc.code != 131041:
                     report.errors.append(f"{number.number}/{group.meta_group_id}: {exc.describe()}")
                     continue
-            async with self.deps.store.tx() as conn:
-                if not await queries.set_group(conn, group.id, deleted_at=now_ms()):
+            async with self.deps.store.write() as tx:
+                if not await chat_groups.set_group(tx, group.id, deleted_at=now_ms()):
                     continue
                 report.deleted += 1
-                for op in await queries.pending_operations(conn, [group.id]):
-                    state = "succeeded" if op.kind == "delete" else "failed"
+                for op in await operations.pending_operations(tx, [group.id]):
+                    state: OperationState = "succeeded" if op.kind == "delete" else "failed"
                     error = None if state == "succeeded" else "the group is gone at Meta"
-                    if await queries.settle_operation(conn, op.id, state, error=error):
+                    if await operations.settle_operation(tx, op.id, state, error=error):
                         report.operations_settled += 1
 
     async def _unstick(self, number: NumberRecord, report: SyncReport) -> None:
         """UPDATING or DELETING with no operation pending (settled elsewhere): back to ACTIVE."""
-        async with self.deps.store.tx() as conn:
-            for group in await queries.live_groups_of_number(conn, number.id):
+        async with self.deps.store.write() as tx:
+            for group in await chat_groups.live_groups_of_number(tx, number.id):
                 if group.status not in (GroupStatus.UPDATING, GroupStatus.DELETING):
                     continue
-                if await queries.pending_operations(conn, [group.id]):
+                if await operations.pending_operations(tx, [group.id]):
                     continue
-                if await queries.set_group(
-                    conn, group.id, when_status={group.status}, status=GroupStatus.ACTIVE
+                if await chat_groups.set_group(
+                    tx, group.id, when_status={group.status}, status=GroupStatus.ACTIVE
                 ):
                     report.updated += 1
 
     async def _never_confirmed(self, number: NumberRecord, report: SyncReport) -> None:
-        async with self.deps.store.tx() as conn:
-            for group in await queries.live_groups_of_number(conn, number.id):
+        async with self.deps.store.write() as tx:
+            for group in await chat_groups.live_groups_of_number(tx, number.id):
                 if group.status != GroupStatus.CREATING:
                     continue
-                op = await queries.pending_operation(conn, group.id, "create")
+                op = await operations.pending_operation(tx, group.id, "create")
                 if op is None or not self._settleable(op):
                     continue
                 reason = "Meta never confirmed the creation (found by sync)"
-                await queries.set_group(
-                    conn,
+                await chat_groups.set_group(
+                    tx,
                     group.id,
                     when_status={GroupStatus.CREATING},
                     status=GroupStatus.INACTIVE,
                     failure_reason=reason,
                 )
-                if await queries.settle_operation(conn, op.id, "failed", error=reason):
+                if await operations.settle_operation(tx, op.id, "failed", error=reason):
                     report.marked_inactive += 1
                     report.operations_settled += 1

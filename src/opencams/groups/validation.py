@@ -1,4 +1,4 @@
-"""Content rules for request parameters (contract §3 business codes, §5 Meta limits).
+"""Content rules for request parameters (docs/errors.md business codes, docs/api.md Meta limits).
 
 Meta's limits are checked here, before Meta is called, so that a bad request costs no Graph call.
 """

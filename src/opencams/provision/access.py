@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opencams.access.policy import SYSTEM_POLICIES, parse_policy
 from opencams.errors import PolicyError
 from opencams.store.crypto import SecretBox
+from opencams.store.database import Tx
 from opencams.store.tables import (
     access_keys,
     policies,
@@ -147,18 +147,18 @@ def check(
     return problems
 
 
-async def _exists(conn: AsyncConnection, table: Any, account_id: str, name: str) -> bool:
+async def _exists(tx: Tx, table: Any, account_id: str, name: str) -> bool:
     """Whether the account already has a user, user group (…) of that name."""
-    row = await conn.execute(
+    row = await tx.execute(
         select(table.c.name).where(table.c.account_id == account_id, table.c.name == name)
     )
     return row.first() is not None
 
 
 async def _set_attachments(
-    conn: AsyncConnection, account_id: str, kind: str, name: str, wanted: list[str]
+    tx: Tx, account_id: str, kind: str, name: str, wanted: list[str]
 ) -> bool:
-    rows = await conn.execute(
+    rows = await tx.execute(
         select(policy_attachments.c.policy_name).where(
             policy_attachments.c.account_id == account_id,
             policy_attachments.c.principal_type == kind,
@@ -168,7 +168,7 @@ async def _set_attachments(
     current = {r.policy_name for r in rows}
     if current == set(wanted):
         return False
-    await conn.execute(
+    await tx.execute(
         delete(policy_attachments).where(
             policy_attachments.c.account_id == account_id,
             policy_attachments.c.principal_type == kind,
@@ -176,7 +176,7 @@ async def _set_attachments(
         )
     )
     for policy in sorted(set(wanted)):
-        await conn.execute(
+        await tx.execute(
             insert(policy_attachments).values(
                 account_id=account_id, principal_type=kind, principal_name=name, policy_name=policy
             )
@@ -185,7 +185,7 @@ async def _set_attachments(
 
 
 async def apply_access(
-    conn: AsyncConnection,
+    tx: Tx,
     box: SecretBox,
     account_id: str,
     now: int,
@@ -204,14 +204,14 @@ async def apply_access(
     for spec in policies_:
         text = document_text(spec)
         row = (
-            await conn.execute(
+            await tx.execute(
                 select(policies.c.document).where(
                     policies.c.account_id == account_id, policies.c.name == spec.name
                 )
             )
         ).first()
         if row is None:
-            await conn.execute(
+            await tx.execute(
                 insert(policies).values(
                     account_id=account_id,
                     name=spec.name,
@@ -222,7 +222,7 @@ async def apply_access(
             )
             created.append(f"policy {spec.name} of account {account_id}")
         elif row.document != text:
-            await conn.execute(
+            await tx.execute(
                 update(policies)
                 .where(policies.c.account_id == account_id, policies.c.name == spec.name)
                 .values(document=text, updated_at=now)
@@ -232,52 +232,50 @@ async def apply_access(
             unchanged += 1
 
     for group in groups:
-        exists = await _exists(conn, user_groups, account_id, group.name)
+        exists = await _exists(tx, user_groups, account_id, group.name)
         if not exists:
-            await conn.execute(insert(user_groups).values(account_id=account_id, name=group.name))
+            await tx.execute(insert(user_groups).values(account_id=account_id, name=group.name))
             created.append(f"user group {group.name} of account {account_id}")
-        if await _set_attachments(conn, account_id, "group", group.name, group.policies):
+        if await _set_attachments(tx, account_id, "group", group.name, group.policies):
             if exists:
                 changed.append(f"user group {group.name}: policies")
         elif exists:
             unchanged += 1
 
     for user in users:
-        exists = await _exists(conn, ram_users, account_id, user.name)
+        exists = await _exists(tx, ram_users, account_id, user.name)
         if not exists:
-            await conn.execute(
+            await tx.execute(
                 insert(ram_users).values(account_id=account_id, name=user.name, created_at=now)
             )
             created.append(f"RAM user {user.name} of account {account_id}")
         what: list[str] = []
-        if await _set_attachments(conn, account_id, "user", user.name, user.policies):
+        if await _set_attachments(tx, account_id, "user", user.name, user.policies):
             what.append("policies")
-        member_rows = await conn.execute(
+        member_rows = await tx.execute(
             select(user_group_members.c.group_name).where(
                 user_group_members.c.account_id == account_id,
                 user_group_members.c.user_name == user.name,
             )
         )
         if {r.group_name for r in member_rows} != set(user.user_groups):
-            await conn.execute(
+            await tx.execute(
                 delete(user_group_members).where(
                     user_group_members.c.account_id == account_id,
                     user_group_members.c.user_name == user.name,
                 )
             )
             for group_name in sorted(set(user.user_groups)):
-                await conn.execute(
+                await tx.execute(
                     insert(user_group_members).values(
                         account_id=account_id, group_name=group_name, user_name=user.name
                     )
                 )
             what.append("user groups")
         for key in user.access_keys:
-            row = (
-                await conn.execute(select(access_keys).where(access_keys.c.id == key.id))
-            ).first()
+            row = (await tx.execute(select(access_keys).where(access_keys.c.id == key.id))).first()
             if row is None:
-                await conn.execute(
+                await tx.execute(
                     insert(access_keys).values(
                         id=key.id,
                         account_id=account_id,
@@ -296,7 +294,7 @@ async def apply_access(
             if row.status != key.status:
                 values["status"] = key.status
             if values:
-                await conn.execute(
+                await tx.execute(
                     update(access_keys)
                     .where(access_keys.c.id == key.id)
                     .values(updated_at=now, **values)
@@ -310,12 +308,12 @@ async def apply_access(
     for role in roles_:
         trusted = json.dumps(sorted(set(role.trusted_users)))
         row = (
-            await conn.execute(
+            await tx.execute(
                 select(roles).where(roles.c.account_id == account_id, roles.c.name == role.name)
             )
         ).first()
         if row is None:
-            await conn.execute(
+            await tx.execute(
                 insert(roles).values(
                     account_id=account_id,
                     name=role.name,
@@ -326,11 +324,11 @@ async def apply_access(
                 )
             )
             created.append(f"role {role.name} of account {account_id}")
-            await _set_attachments(conn, account_id, "role", role.name, role.policies)
+            await _set_attachments(tx, account_id, "role", role.name, role.policies)
             continue
         what = []
         if (row.trusted_users, row.max_session_duration) != (trusted, role.max_session_duration):
-            await conn.execute(
+            await tx.execute(
                 update(roles)
                 .where(roles.c.account_id == account_id, roles.c.name == role.name)
                 .values(
@@ -340,7 +338,7 @@ async def apply_access(
                 )
             )
             what.append("trust or session duration")
-        if await _set_attachments(conn, account_id, "role", role.name, role.policies):
+        if await _set_attachments(tx, account_id, "role", role.name, role.policies):
             what.append("policies")
         if what:
             changed.append(f"role {role.name}: {', '.join(what)}")
@@ -349,19 +347,19 @@ async def apply_access(
 
     for action, rate in throttling.items():
         row = (
-            await conn.execute(
+            await tx.execute(
                 select(throttles.c.rate).where(
                     throttles.c.account_id == account_id, throttles.c.action == action
                 )
             )
         ).first()
         if row is None:
-            await conn.execute(
+            await tx.execute(
                 insert(throttles).values(account_id=account_id, action=action, rate=rate)
             )
             created.append(f"throttling {action}={rate}/s of account {account_id}")
         elif row.rate != rate:
-            await conn.execute(
+            await tx.execute(
                 update(throttles)
                 .where(throttles.c.account_id == account_id, throttles.c.action == action)
                 .values(rate=rate)

@@ -16,13 +16,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opencams.errors import ProvisionError
 from opencams.names import ACTION_NAMES
 from opencams.provision import access
+from opencams.store.clock import now_ms
 from opencams.store.crypto import SecretBox
-from opencams.store.repo import Store, now_ms
+from opencams.store.database import Tx
+from opencams.store.repo import Store
 from opencams.store.tables import (
     access_keys,
     accounts,
@@ -156,19 +157,19 @@ class Report:
 
 async def apply(store: Store, box: SecretBox, spec: ProvisionFile) -> Report:
     report = Report()
-    async with store.tx() as conn:
-        problems = await _conflicts(conn, spec)
+    async with store.write() as tx:
+        problems = await _conflicts(tx, spec)
         if problems:
             raise ProvisionError(problems)
         now = now_ms()
         if spec.whatsapp is not None:
             if spec.whatsapp.app_secret is not None:
                 await _config(
-                    conn, box, report, "whatsapp.app_secret", spec.whatsapp.app_secret, True, now
+                    tx, box, report, "whatsapp.app_secret", spec.whatsapp.app_secret, True, now
                 )
             if spec.whatsapp.verify_token is not None:
                 await _config(
-                    conn,
+                    tx,
                     box,
                     report,
                     "whatsapp.verify_token",
@@ -177,11 +178,11 @@ async def apply(store: Store, box: SecretBox, spec: ProvisionFile) -> Report:
                     now,
                 )
         for account in spec.accounts:
-            await _account(conn, box, report, account, now)
+            await _account(tx, box, report, account, now)
     return report
 
 
-async def _conflicts(conn: AsyncConnection, spec: ProvisionFile) -> list[str]:
+async def _conflicts(tx: Tx, spec: ProvisionFile) -> list[str]:
     """Things the file says that contradict ownership already in the database."""
     problems: list[str] = []
     for index, account in enumerate(spec.accounts):
@@ -189,7 +190,7 @@ async def _conflicts(conn: AsyncConnection, spec: ProvisionFile) -> list[str]:
         owners += [(key.id, user.name) for user in account.ram_users for key in user.access_keys]
         for key_id, user_name in owners:
             row = (
-                await conn.execute(
+                await tx.execute(
                     select(access_keys.c.account_id, access_keys.c.user_name).where(
                         access_keys.c.id == key_id
                     )
@@ -208,19 +209,19 @@ async def _conflicts(conn: AsyncConnection, spec: ProvisionFile) -> list[str]:
             roles_=account.roles,
             throttling=account.throttling,
             known_actions=set(ACTION_NAMES),
-            existing_policies=await _names(conn, policies, account.id),
-            existing_groups=await _names(conn, user_groups, account.id),
-            existing_users=await _names(conn, ram_users, account.id),
+            existing_policies=await _names(tx, policies, account.id),
+            existing_groups=await _names(tx, user_groups, account.id),
+            existing_users=await _names(tx, ram_users, account.id),
         )
         for space in account.spaces:
             owner = (
-                await conn.execute(select(spaces.c.account_id).where(spaces.c.id == space.id))
+                await tx.execute(select(spaces.c.account_id).where(spaces.c.id == space.id))
             ).scalar()
             if owner is not None and owner != account.id:
                 problems.append(f"space {space.id!r} belongs to account {owner}, not {account.id}")
             for number in space.business_numbers:
                 row = (
-                    await conn.execute(
+                    await tx.execute(
                         select(business_numbers.c.space_id, business_numbers.c.number).where(
                             business_numbers.c.phone_number_id == number.phone_number_id
                         )
@@ -234,13 +235,13 @@ async def _conflicts(conn: AsyncConnection, spec: ProvisionFile) -> list[str]:
     return problems
 
 
-async def _names(conn: AsyncConnection, table: Any, account_id: str) -> set[str]:
-    rows = await conn.execute(select(table.c.name).where(table.c.account_id == account_id))
+async def _names(tx: Tx, table: Any, account_id: str) -> set[str]:
+    rows = await tx.execute(select(table.c.name).where(table.c.account_id == account_id))
     return {r.name for r in rows}
 
 
 async def _config(
-    conn: AsyncConnection,
+    tx: Tx,
     box: SecretBox,
     report: Report,
     key: str,
@@ -249,11 +250,11 @@ async def _config(
     now: int,
 ) -> None:
     row = (
-        await conn.execute(select(config_entries.c.value).where(config_entries.c.key == key))
+        await tx.execute(select(config_entries.c.value).where(config_entries.c.key == key))
     ).first()
     stored = value if not secret else box.seal(value)
     if row is None:
-        await conn.execute(
+        await tx.execute(
             insert(config_entries).values(key=key, value=stored, secret=secret, updated_at=now)
         )
         report.created.append(f"setting {key}")
@@ -262,7 +263,7 @@ async def _config(
     if current == value:
         report.unchanged += 1
         return
-    await conn.execute(
+    await tx.execute(
         update(config_entries)
         .where(config_entries.c.key == key)
         .values(value=stored, secret=secret, updated_at=now)
@@ -270,12 +271,10 @@ async def _config(
     report.changed.append(f"setting {key}")
 
 
-async def _account(
-    conn: AsyncConnection, box: SecretBox, report: Report, spec: AccountSpec, now: int
-) -> None:
-    row = (await conn.execute(select(accounts).where(accounts.c.id == spec.id))).first()
+async def _account(tx: Tx, box: SecretBox, report: Report, spec: AccountSpec, now: int) -> None:
+    row = (await tx.execute(select(accounts).where(accounts.c.id == spec.id))).first()
     if row is None:
-        await conn.execute(
+        await tx.execute(
             insert(accounts).values(
                 id=spec.id,
                 name=spec.name,
@@ -286,7 +285,7 @@ async def _account(
         )
         report.created.append(f"account {spec.id} ({spec.name})")
     elif (row.name, row.chat_groups_allowlisted) != (spec.name, spec.chat_groups_allowlisted):
-        await conn.execute(
+        await tx.execute(
             update(accounts)
             .where(accounts.c.id == spec.id)
             .values(
@@ -298,11 +297,11 @@ async def _account(
         report.unchanged += 1
 
     for key in spec.access_keys:
-        await _access_key(conn, box, report, spec.id, key, now)
+        await _access_key(tx, box, report, spec.id, key, now)
     for space in spec.spaces:
-        await _space(conn, box, report, spec.id, space, now)
+        await _space(tx, box, report, spec.id, space, now)
     created, changed, unchanged = await access.apply_access(
-        conn,
+        tx,
         box,
         spec.id,
         now,
@@ -318,16 +317,16 @@ async def _account(
 
 
 async def _access_key(
-    conn: AsyncConnection,
+    tx: Tx,
     box: SecretBox,
     report: Report,
     account_id: str,
     spec: AccessKeySpec,
     now: int,
 ) -> None:
-    row = (await conn.execute(select(access_keys).where(access_keys.c.id == spec.id))).first()
+    row = (await tx.execute(select(access_keys).where(access_keys.c.id == spec.id))).first()
     if row is None:
-        await conn.execute(
+        await tx.execute(
             insert(access_keys).values(
                 id=spec.id,
                 account_id=account_id,
@@ -350,51 +349,51 @@ async def _access_key(
     if not changes:
         report.unchanged += 1
         return
-    await conn.execute(
+    await tx.execute(
         update(access_keys).where(access_keys.c.id == spec.id).values(updated_at=now, **changes)
     )
     report.changed.append(f"access key {spec.id}: {', '.join(what)}")
 
 
 async def _space(
-    conn: AsyncConnection,
+    tx: Tx,
     box: SecretBox,
     report: Report,
     account_id: str,
     spec: SpaceSpec,
     now: int,
 ) -> None:
-    row = (await conn.execute(select(spaces).where(spaces.c.id == spec.id))).first()
+    row = (await tx.execute(select(spaces).where(spaces.c.id == spec.id))).first()
     if row is None:
-        await conn.execute(
+        await tx.execute(
             insert(spaces).values(
                 id=spec.id, account_id=account_id, name=spec.name, created_at=now, updated_at=now
             )
         )
         report.created.append(f"space {spec.id} of account {account_id}")
     elif row.name != spec.name:
-        await conn.execute(
+        await tx.execute(
             update(spaces).where(spaces.c.id == spec.id).values(name=spec.name, updated_at=now)
         )
         report.changed.append(f"space {spec.id}: name")
     else:
         report.unchanged += 1
     for number in spec.business_numbers:
-        await _number(conn, box, report, spec.id, number, now)
+        await _number(tx, box, report, spec.id, number, now)
 
 
 async def _number(
-    conn: AsyncConnection, box: SecretBox, report: Report, space_id: str, spec: NumberSpec, now: int
+    tx: Tx, box: SecretBox, report: Report, space_id: str, spec: NumberSpec, now: int
 ) -> None:
     row = (
-        await conn.execute(
+        await tx.execute(
             select(business_numbers).where(
                 business_numbers.c.space_id == space_id, business_numbers.c.number == spec.number
             )
         )
     ).first()
     if row is None:
-        await conn.execute(
+        await tx.execute(
             insert(business_numbers).values(
                 space_id=space_id,
                 number=spec.number,
@@ -417,7 +416,7 @@ async def _number(
     if not changes:
         report.unchanged += 1
         return
-    await conn.execute(
+    await tx.execute(
         update(business_numbers)
         .where(business_numbers.c.id == row.id)
         .values(updated_at=now, **changes)

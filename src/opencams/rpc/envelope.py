@@ -1,4 +1,4 @@
-"""The two response envelopes (contract §3) and the request id.
+"""The two response envelopes (docs/errors.md) and the request id.
 
 Success:  {"RequestId", "Code": "OK", "Success": true, ...fields}
 Business: HTTP 200 {"RequestId", "Code", "Message", "Success": false}

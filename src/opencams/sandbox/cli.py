@@ -3,7 +3,7 @@
 `build_app()` returns a Typer app; the main CLI registers it as `opencams sandbox` with a
 resolver that turns an opencams GroupId into Meta's group id (it reads opencams' database, which
 this package must not import). Without a subcommand the app serves a standalone simulator; each
-subcommand is one call of the control API (`POST <url>/control/...`, behaviour.md §8) that
+subcommand is one call of the control API (`POST <url>/control/...`, docs/simulator.md) that
 prints the JSON the simulator answered and exits 1 when it refused or could not be reached.
 """
 

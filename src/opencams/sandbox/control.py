@@ -1,4 +1,4 @@
-"""Test controls under `/control/...` (behaviour.md §7-8): not part of Meta's API.
+"""Test controls under `/control/...` (docs/simulator.md#test-controls): not part of Meta's API.
 
 JSON in, JSON out; a refusal is a 4xx `{"error": "..."}` (plus `code` when a Meta code explains
 it), so `opencams sandbox CONTROL` can exit non-zero.

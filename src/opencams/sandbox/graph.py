@@ -174,7 +174,7 @@ class GraphApi:
     async def participants(self, request: Request, token: str) -> Response:
         node = self._group_node(request)
         if request.method != "DELETE":
-            # Adding participants is not possible through the API (spec §1.1 rows 8 and 10).
+            # Adding participants is not possible through the API (Meta: members join only by link).
             raise MetaErrorAnswer(100, unsupported(request, node))
         body = await json_params(request)
         return graph_json(self.members.remove_participants(node, token, body))

@@ -418,7 +418,7 @@ class Rules:
         self.check_eligible(number)
         self.check_writable(group)
         check_optional_whatsapp(body)
-        # Once reset, every previous link is invalid (spec §1.7).
+        # Once reset, every previous link is invalid (Meta: a reset invalidates every earlier link).
         self.state.set_invite_code(group, new_invite_code())
         return {"messaging_product": "whatsapp", "invite_link": group.invite_link}
 

@@ -25,7 +25,7 @@ GroupStatus = Literal["creating", "active", "failed", "deleted"]
 JoinApprovalMode = Literal["auto_approve", "approval_required"]
 FailMode = Literal["sync", "webhook"]
 
-# Operation names used by fail-next (behaviour.md §8), plus `join-requests` (list/approve/reject).
+# Operation names used by fail-next (docs/simulator.md), plus `join-requests` (list/approve/reject).
 OPERATIONS = (
     "create",
     "get",
@@ -96,7 +96,7 @@ class Group:
     invite_code: str | None = None
     # wa_id -> unix seconds joined; dicts keep insertion order, so participants list stably.
     participants: dict[str, int] = field(default_factory=dict)
-    # Users removed by the business may not rejoin through a link (spec §1.8).
+    # Users removed by the business may not rejoin through a link (docs/simulator.md).
     banned: set[str] = field(default_factory=set)
     join_requests: dict[str, JoinRequest] = field(default_factory=dict)  # wa_id -> pending
     picture_sha256: str | None = None

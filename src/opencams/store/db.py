@@ -1,9 +1,9 @@
-"""Engines and schema versioning.
+"""Database URLs, connection set-up, and schema versioning.
 
-The server speaks async SQLAlchemy (psycopg 3 for PostgreSQL; for SQLite the aiosqlite dialect
-over inline_sqlite, which runs the standard sqlite3 module on the event loop's thread); Alembic
-runs the same URLs through the synchronous drivers. SQLite is put in WAL mode with a busy timeout
-so that readers never block the writer and concurrent writers wait instead of failing.
+At run time the server reaches the database through store.database only; SQLAlchemy's
+synchronous engine (`make_sync_engine`) serves Alembic and the bulk tools. Both read a URL the
+same way (`sqlite_target`, `postgresql_connect_args`). SQLite is put in WAL mode with a busy
+timeout so that readers never block the writer and concurrent writers wait instead of failing.
 """
 
 from __future__ import annotations
@@ -20,33 +20,34 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from opencams.errors import SchemaError
-from opencams.store import inline_sqlite
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def _driver_urls(url: str) -> tuple[str, str]:
-    """Return (async_url, sync_url) for a user-facing SQLAlchemy URL."""
+def url_backend(url: str) -> str:
+    """`sqlite` or `postgresql`; SchemaError for anything else. A SQLite file's folder is made."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:":
+        if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        return (
-            parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False),
-            parsed.set(drivername="sqlite").render_as_string(hide_password=False),
-        )
+        return "sqlite"
     if backend in ("postgresql", "postgres"):
-        both = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-        return both, both
+        return "postgresql"
     raise SchemaError(
         f"unsupported database URL scheme {parsed.drivername!r}: use sqlite or postgresql"
     )
+
+
+def _sync_url(url: str) -> str:
+    """The URL for SQLAlchemy's synchronous engine (migrations, bulk tools)."""
+    parsed = make_url(url)
+    driver = "sqlite" if url_backend(url) == "sqlite" else "postgresql+psycopg"
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
 Synchronous = Literal["full", "normal"]
@@ -72,37 +73,12 @@ def sqlite_setup(synchronous: Synchronous = DEFAULT_SYNCHRONOUS) -> Callable[[An
     return setup
 
 
-def make_async_engine(url: str, *, synchronous: Synchronous = DEFAULT_SYNCHRONOUS) -> AsyncEngine:
-    async_url, _ = _driver_urls(url)
-    # Every use of the engine is `engine.begin()` (Store.tx), which always ends its transaction;
-    # the pool's extra rollback on return would only cost a round trip per request.
-    if async_url.startswith("sqlite"):
-        target, options = sqlite_target(async_url)
-        engine = create_async_engine(
-            async_url,
-            async_creator=inline_sqlite.connector(target, **options),
-            pool_reset_on_return=None,
-        )
-        setup = sqlite_setup(synchronous)
-        event.listen(engine.sync_engine, "connect", lambda connection, _record: setup(connection))
-        return engine
-    return create_async_engine(
-        async_url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_reset_on_return=None
-    )
-
-
 def sqlite_target(url: str) -> tuple[str, dict[str, Any]]:
     """What sqlite3.connect needs for a SQLite URL, as SQLAlchemy's own driver reads it (a
     `file:` URI with all its query parameters when `uri=true`), with the busy timeout."""
     args, kwargs = SQLiteDialect_pysqlite().create_connect_args(make_url(url))
     options = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "uri": bool(kwargs.get("uri"))}
     return str(args[0]) if args else ":memory:", options
-
-
-def sqlite_in_memory(target: str) -> bool:
-    return (
-        target in ("", ":memory:") or "mode=memory" in target or target.startswith("file::memory:")
-    )
 
 
 def postgresql_connect_args(url: str) -> dict[str, Any]:
@@ -113,7 +89,7 @@ def postgresql_connect_args(url: str) -> dict[str, Any]:
 
 
 def make_sync_engine(url: str) -> Engine:
-    _, sync_url = _driver_urls(url)
+    sync_url = _sync_url(url)
     if sync_url.startswith("sqlite"):
         engine = create_engine(sync_url)
         setup = sqlite_setup()

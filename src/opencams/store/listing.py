@@ -25,14 +25,9 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, tuple_
 
-from opencams.store.direct import Execute
+from opencams.store.database import Prepared, Tx, prepared
 from opencams.store.records import GroupFilter
-from opencams.store.tables import (
-    chat_group_counts,
-    chat_group_versions,
-    chat_groups,
-    participants,
-)
+from opencams.store.tables import chat_group_counts, chat_group_versions, chat_groups
 
 FILTER_FIELDS = ("channel_type", "status", "subject_contains", "group_type", "group_link")
 MAX_LISTS = 1024  # remembered lists per process (number × filter)
@@ -61,11 +56,10 @@ LIST_COLUMNS = (
     chat_groups.c.updated_at,
     chat_groups.c.deleted_at,
 )
-_CREATED_AT = LIST_COLUMNS.index(chat_groups.c.created_at)
-_ID = 0
-
-VERSION_QUERY = select(chat_group_versions.c.version).where(
-    chat_group_versions.c.number_id == bindparam("number_id")
+VERSION_QUERY = prepared(
+    select(chat_group_versions.c.version).where(
+        chat_group_versions.c.number_id == bindparam("number_id")
+    )
 )
 
 Anchor = tuple[int, str]  # (created_at, id) of the group just before an offset
@@ -92,10 +86,10 @@ def values(flt: GroupFilter) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Statements:
-    count: Any
+    count: Prepared
     counted: bool  # True: count answers from chat_group_counts (nothing to remember)
-    page: Any
-    page_after: Any  # the same, after an anchor
+    page: Prepared
+    page_after: Prepared  # the same, after an anchor
 
 
 @functools.cache
@@ -146,7 +140,7 @@ def statements(filters: tuple[bool, ...]) -> Statements:
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
-    return Statements(count, counted, page, page_after)
+    return Statements(prepared(count), counted, prepared(page), prepared(page_after))
 
 
 @dataclass
@@ -193,24 +187,24 @@ class ListMemory:
 
 
 async def read_page(
-    execute: Execute, memory: ListMemory, flt: GroupFilter, offset: int, limit: int
+    tx: Tx, memory: ListMemory, flt: GroupFilter, offset: int, limit: int
 ) -> tuple[int, Sequence[Any], Lesson]:
-    """Total and the page's rows (LIST_COLUMNS), in one transaction; and what was learnt."""
+    """Total and the page's rows (LIST_COLUMNS), in one unit of work; and what was learnt."""
     filters = shape(flt)
     stmts = statements(filters)
     params = values(flt)
-    version_rows = await execute(VERSION_QUERY, {"number_id": flt.number_id})
-    version = int(version_rows[0][0]) if version_rows else 0
+    version = (await tx.execute(VERSION_QUERY, {"number_id": flt.number_id})).scalar()
+    version = int(version) if version is not None else 0
     key = (flt.number_id, filters, tuple(sorted(params.items())))
     known = memory.recall(key, version)
     lesson = Lesson(key, version)
 
     if stmts.counted:
-        total = int((await execute(stmts.count, params))[0][0])
+        total = int((await tx.execute(stmts.count, params)).scalar())
     elif known is not None and known.total is not None:
         total = known.total
     else:
-        total = lesson.total = int((await execute(stmts.count, params))[0][0])
+        total = lesson.total = int((await tx.execute(stmts.count, params)).scalar())
     if offset >= total:
         return total, [], lesson
 
@@ -223,43 +217,12 @@ async def read_page(
     fetch = {**params, "offset": max(skip - 1, 0), "limit": limit + (1 if skip else 0)}
     if anchor is not None:
         after = {"after_created": anchor[0], "after_id": anchor[1]}
-        rows = await execute(stmts.page_after, {**fetch, **after})
+        rows = (await tx.execute(stmts.page_after, {**fetch, **after})).all()
     else:
-        rows = await execute(stmts.page, fetch)
+        rows = (await tx.execute(stmts.page, fetch)).all()
     if skip and rows:
-        lesson.anchors[offset] = (rows[0][_CREATED_AT], rows[0][_ID])
+        lesson.anchors[offset] = (rows[0].created_at, rows[0].id)
         rows = rows[1:]
     if rows:
-        lesson.anchors[offset + len(rows)] = (rows[-1][_CREATED_AT], rows[-1][_ID])
+        lesson.anchors[offset + len(rows)] = (rows[-1].created_at, rows[-1].id)
     return total, rows, lesson
-
-
-# ListChatGroupParticipants: a live group of the number, its members' count and one page.
-LIVE_GROUP_OF_NUMBER = select(chat_groups.c.id).where(
-    chat_groups.c.id == bindparam("group_id"),
-    chat_groups.c.number_id == bindparam("number_id"),
-    chat_groups.c.deleted_at.is_(None),
-)
-_MEMBER = and_(participants.c.group_id == bindparam("group_id"), participants.c.state == "member")
-MEMBERS_COUNT = select(func.count()).select_from(participants).where(_MEMBER)
-MEMBERS_PAGE = (
-    select(participants.c.wa_id)
-    .where(_MEMBER)
-    .order_by(participants.c.joined_ts, participants.c.join_seq, participants.c.id)
-    .limit(bindparam("limit"))
-    .offset(bindparam("offset"))
-)
-
-
-async def read_members(
-    execute: Execute, number_id: int, group_id: str, offset: int, limit: int
-) -> tuple[int, list[str]] | None:
-    """None when the number has no such live group."""
-    key = {"group_id": group_id}
-    if not await execute(LIVE_GROUP_OF_NUMBER, {**key, "number_id": number_id}):
-        return None
-    total = int((await execute(MEMBERS_COUNT, key))[0][0])
-    if offset >= total:
-        return total, []
-    rows = await execute(MEMBERS_PAGE, {**key, "offset": offset, "limit": limit})
-    return total, [row[0] for row in rows]

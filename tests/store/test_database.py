@@ -1,4 +1,4 @@
-"""The store's direct connections (store.direct) open the database the URL names, exactly as
+"""The store's own connections (store.database) open the database the URL names, exactly as
 SQLAlchemy's drivers read it, and survive a connection killed while idle."""
 
 from __future__ import annotations
@@ -9,32 +9,43 @@ import psycopg
 from sqlalchemy import text
 
 from opencams.store import db
-from opencams.store.direct import DirectPostgres, DirectSQLite
-from opencams.store.repo import Store, direct_for
+from opencams.store.database import PostgresDatabase, SQLiteDatabase
+from opencams.store.repo import Store, open_database
 
 
 def test_sqlite_urls_keep_their_query_parameters(tmp_path: Path) -> None:
     path = tmp_path / "ro.db"
     db.upgrade(f"sqlite:///{path}")
-    read_only = db.make_async_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
-    direct = direct_for(read_only)
-    assert isinstance(direct, DirectSQLite)
+    assert isinstance(open_database(f"sqlite:///file:{path}?mode=ro&uri=true"), SQLiteDatabase)
     assert db.sqlite_target(f"sqlite:///file:{path}?mode=ro&uri=true") == (
         f"file:{path}?mode=ro",
         {"timeout": db.SQLITE_BUSY_TIMEOUT_MS / 1000, "uri": True},
     )
+
+
+async def test_in_memory_sqlite_is_one_database() -> None:
+    """One connection per process: an in-memory database is the same one for every unit of
+    work (with a pool of connections each would have its own)."""
     for memory in (
         "sqlite://",
         "sqlite:///:memory:",
         "sqlite:///file::memory:?cache=shared&uri=true",
     ):
-        assert direct_for(db.make_async_engine(memory)) is None, memory
+        database = open_database(memory)
+        try:
+            async with database.write() as tx:
+                await tx.execute(text("CREATE TABLE t (x INTEGER)"))
+                await tx.execute(text("INSERT INTO t VALUES (:x)"), [{"x": 1}, {"x": 2}])
+            async with database.read() as tx:
+                assert (await tx.execute(text("SELECT sum(x) AS s FROM t"))).first().s == 3
+        finally:
+            await database.close()
 
 
 async def test_a_read_only_uri_stays_read_only(tmp_path: Path) -> None:
     path = tmp_path / "ro.db"
     db.upgrade(f"sqlite:///{path}")
-    store = Store(db.make_async_engine(f"sqlite:///file:{path}?mode=ro&uri=true"))
+    store = Store.open(f"sqlite:///file:{path}?mode=ro&uri=true")
     try:
         assert await store.access_key("LTAI5tNoSuchKey") is None  # reads work
         import pytest
@@ -61,9 +72,9 @@ async def test_postgresql_idle_connection_killed(migrated_url: str) -> None:
     if not migrated_url.startswith("postgresql"):
         return
     url = f"{migrated_url}?options=-c%20application_name%3Dopencams_direct_test"
-    store = Store(db.make_async_engine(url))
+    store = Store.open(url)
     try:
-        assert isinstance(store._direct, DirectPostgres)
+        assert isinstance(store.database, PostgresDatabase)
         assert await store.access_key("LTAI5tNoSuchKey") is None
         admin = migrated_url.rsplit("/", 1)[0] + "/postgres"
         with psycopg.connect(
@@ -76,15 +87,15 @@ async def test_postgresql_idle_connection_killed(migrated_url: str) -> None:
         assert killed is not None and killed[0] >= 1
         # The dead connection is dropped and the read tried again: no 503 for it.
         assert await store.access_key("LTAI5tNoSuchKey") is None
-        async with store.tx() as conn:
+        async with store.write() as conn:
             assert (await conn.execute(text("SHOW statement_timeout"))).scalar_one() == "0"
     finally:
         await store.dispose()
 
 
 async def test_sqlite_durability_follows_the_setting(tmp_path: Path) -> None:
-    """Every SQLite connection of a store, the engine's and the direct one, syncs as configured:
-    FULL (2) unless the settings say NORMAL (1)."""
+    """Every SQLite connection of opencams syncs as configured: FULL (2) unless the settings say
+    NORMAL (1); the tools' synchronous engine FULL."""
     from opencams.config import Settings
 
     url = f"sqlite:///{tmp_path / 'sync.db'}"
@@ -93,10 +104,9 @@ async def test_sqlite_durability_follows_the_setting(tmp_path: Path) -> None:
     for setting, expected in (("full", 2), ("normal", 1)):
         store = Store.open(url, synchronous=setting)  # type: ignore[arg-type]
         try:
-            async with store.tx() as conn:
-                engine_level = (await conn.execute(text("PRAGMA synchronous"))).scalar()
-            direct = await store.rows(text("PRAGMA synchronous"), {})
-            assert (engine_level, direct[0][0]) == (expected, expected), setting
+            async with store.read() as tx:
+                level = (await tx.execute(text("PRAGMA synchronous"))).scalar()
+            assert level == expected, setting
         finally:
             await store.dispose()
     sync_engine = db.make_sync_engine(url)

@@ -1,0 +1,148 @@
+"""Queries of a group's participants and join requests (functions of a unit of work).
+
+Memberships remember Meta's timestamp of the last event applied to them: an older event that
+arrives later is ignored, so a late delivery cannot undo a newer change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, insert, select, update
+
+from opencams.store.clock import now_ms
+from opencams.store.database import Tx, prepared
+from opencams.store.tables import chat_groups, join_requests, participants
+
+MEMBER = "member"
+
+
+async def members(tx: Tx, group_id: str, among: Collection[str] | None = None) -> set[str]:
+    query = select(participants.c.wa_id).where(
+        participants.c.group_id == group_id, participants.c.state == MEMBER
+    )
+    if among is not None:
+        query = query.where(participants.c.wa_id.in_(list(among)))
+    return {r.wa_id for r in (await tx.execute(query)).all()}
+
+
+async def set_membership(tx: Tx, group_id: str, wa_id: str, state: str, event_ts: int) -> bool:
+    """Apply a join (`member`) or a departure (`left`, `removed`) that Meta reported at
+    `event_ts`; an event older than the last one applied to this membership is ignored. Returns
+    whether anything changed."""
+    now = now_ms()
+    row = (
+        await tx.execute(
+            select(participants.c.state, participants.c.last_event_ts).where(
+                participants.c.group_id == group_id, participants.c.wa_id == wa_id
+            )
+        )
+    ).first()
+    if row is None:
+        await tx.execute(
+            insert(participants).values(
+                group_id=group_id,
+                wa_id=wa_id,
+                state=state,
+                joined_ts=event_ts,
+                join_seq=time.time_ns(),
+                last_event_ts=event_ts,
+                updated_at=now,
+            )
+        )
+        return True
+    if event_ts < row.last_event_ts:
+        return False
+    values: dict[str, Any] = {"state": state, "last_event_ts": event_ts, "updated_at": now}
+    if state == MEMBER and row.state != MEMBER:
+        values.update(joined_ts=event_ts, join_seq=time.time_ns())  # a rejoin goes to the end
+    await tx.execute(
+        update(participants)
+        .where(participants.c.group_id == group_id, participants.c.wa_id == wa_id)
+        .values(**values)
+    )
+    return bool(row.state != state)
+
+
+async def recount_participants(tx: Tx, group_id: str) -> None:
+    count = (
+        select(func.count())
+        .select_from(participants)
+        .where(participants.c.group_id == group_id, participants.c.state == MEMBER)
+    )
+    await tx.execute(
+        update(chat_groups)
+        .where(chat_groups.c.id == group_id)
+        .values(participant_count=count.scalar_subquery(), updated_at=now_ms())
+    )
+
+
+async def set_join_request(
+    tx: Tx, group_id: str, wa_id: str, state: str, event_ts: int, join_request_id: str | None
+) -> None:
+    row = (
+        await tx.execute(
+            select(join_requests.c.last_event_ts).where(
+                join_requests.c.group_id == group_id, join_requests.c.wa_id == wa_id
+            )
+        )
+    ).first()
+    now = now_ms()
+    if row is None:
+        await tx.execute(
+            insert(join_requests).values(
+                group_id=group_id,
+                wa_id=wa_id,
+                join_request_id=join_request_id,
+                state=state,
+                last_event_ts=event_ts,
+                updated_at=now,
+            )
+        )
+    elif event_ts >= row.last_event_ts:
+        await tx.execute(
+            update(join_requests)
+            .where(join_requests.c.group_id == group_id, join_requests.c.wa_id == wa_id)
+            .values(
+                state=state,
+                join_request_id=join_request_id or join_requests.c.join_request_id,
+                last_event_ts=event_ts,
+                updated_at=now,
+            )
+        )
+
+
+# ListChatGroupParticipants: a live group of the number, its members' count and one page.
+LIVE_GROUP_OF_NUMBER = prepared(
+    select(chat_groups.c.id).where(
+        chat_groups.c.id == bindparam("group_id"),
+        chat_groups.c.number_id == bindparam("number_id"),
+        chat_groups.c.deleted_at.is_(None),
+    )
+)
+_MEMBER = and_(participants.c.group_id == bindparam("group_id"), participants.c.state == MEMBER)
+MEMBERS_COUNT = prepared(select(func.count()).select_from(participants).where(_MEMBER))
+MEMBERS_PAGE = prepared(
+    select(participants.c.wa_id)
+    .where(_MEMBER)
+    .order_by(participants.c.joined_ts, participants.c.join_seq, participants.c.id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+
+
+async def member_page(
+    tx: Tx, number_id: int, group_id: str, offset: int, limit: int
+) -> tuple[int, list[str]] | None:
+    """A page of a live group's members (in joining order) and their number; None when the
+    number has no such live group."""
+    key = {"group_id": group_id}
+    if not (await tx.execute(LIVE_GROUP_OF_NUMBER, {**key, "number_id": number_id})).all():
+        return None
+    total = int((await tx.execute(MEMBERS_COUNT, key)).scalar())
+    if offset >= total:
+        return total, []
+    rows = (await tx.execute(MEMBERS_PAGE, {**key, "offset": offset, "limit": limit})).all()
+    return total, [row.wa_id for row in rows]
