@@ -14,15 +14,14 @@ from opencams.provision.apply import apply, parse
 from opencams.store import access as access_store
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
+from opencams.store.tables import policies, policy_attachments, ram_users, roles
+from tests.provision.test_apply import DOC
 
 
 async def in_read(store: Store, query: Any, *args: Any) -> Any:
     async with store.read() as tx:
         return await query(tx, *args)
 
-
-from opencams.store.tables import policies, policy_attachments, ram_users, roles
-from tests.provision.test_apply import DOC
 
 ACCESS: dict[str, Any] = {
     "policies": [

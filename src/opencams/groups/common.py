@@ -23,8 +23,8 @@ from opencams.names import GroupStatus
 from opencams.store import chat_groups
 from opencams.store.records import GroupRecord, NumberRecord
 
-# Statuses in which the group exists at Meta and takes changes (docs/api.md#group-statuses: no write while
-# CREATING, DELETING or SUSPENDED; INACTIVE groups were never created at Meta).
+# Statuses in which the group exists at Meta and takes changes (docs/api.md#group-statuses: no
+# write while CREATING, DELETING or SUSPENDED; INACTIVE groups were never created at Meta).
 WRITABLE = frozenset({GroupStatus.ACTIVE, GroupStatus.UPDATING})
 
 

@@ -1,4 +1,5 @@
-"""What each Meta group webhook does to the database (docs/api.md#group-statuses, docs/simulator.md).
+"""What each Meta group webhook does to the database (docs/api.md#group-statuses; the webhooks
+themselves: docs/simulator.md).
 
 Every handler runs inside the transaction that also records the event, and returns:
 `applied`, `ignored` (nothing to do: stale, already settled, deleted group), or `parked` (it

@@ -16,8 +16,9 @@ class ErrorInfo:
     http_status: int
 
 
-# Groups error table (Meta's Groups error codes, docs/simulator.md) plus the generic Graph/Cloud codes a connector meets. Codes not
-# listed here can still be injected through fail-next; they get HTTP 400 and a generic title.
+# Meta's Groups error codes (docs/simulator.md) plus the generic Graph/Cloud codes a connector
+# meets. Codes not listed here can still be injected through fail-next; they get HTTP 400 and a
+# generic title.
 ERRORS: dict[int, ErrorInfo] = {
     1: ErrorInfo("An unknown error occurred", 500),
     2: ErrorInfo("Service temporarily unavailable", 503),

@@ -1,7 +1,8 @@
 """Who is in a group: business removals, join requests, and the user-side test controls.
 
 Participants can only join through an invite link (Meta offers no "add"); removal by the
-business bans the user from rejoining by link, leaving voluntarily does not (Meta's participant rules, docs/simulator.md).
+business bans the user from rejoining by link, leaving voluntarily does not (Meta's rules,
+docs/simulator.md).
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class Members:
             if request is None:
                 failed.append(_failed_request(request_id, 131213))
             else:
-                # No webhook for a rejection (Meta sends none, docs/simulator.md); the user may request again.
+                # Meta sends no webhook for a rejection; the user may request again.
                 del group.join_requests[request.wa_id]
                 rejected.append(request_id)
         return _bulk_result("rejected_join_requests", rejected, failed)
