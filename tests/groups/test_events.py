@@ -10,7 +10,7 @@ from opencams.groups.events import apply_event, apply_parked
 from opencams.provision.apply import apply, parse
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
-from tests.provision.test_apply import DOC
+from tests.provision.helpers import DOC
 
 
 def event(request_id: str, **extra: Any) -> bytes:

@@ -14,7 +14,7 @@ from opencams.store import access_queries
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
 from opencams.store.tables import policies, policy_attachments, ram_users, roles
-from tests.provision.test_apply import DOC
+from tests.provision.helpers import DOC
 
 ACCESS: dict[str, Any] = {
     "policies": [
