@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from opencams.store import db
-from tests.conformance.conftest import TENANCY
+from tests.conformance.tenancy import TENANCY
 from tests.live import base_env, run_cli
 
 

@@ -15,7 +15,15 @@ import pytest
 from alibabacloud_cams20200606 import models as m
 from alibabacloud_tea_openapi.exceptions import ClientException, ThrottlingException
 
-from tests.conformance.conftest import (
+from tests.conformance.helpers import (
+    add_group,
+    list_groups,
+    make_client,
+    new_active_group,
+    raw_call,
+    ref,
+)
+from tests.conformance.tenancy import (
     KEY_A,
     KEY_D,
     KEY_INTRUDER,
@@ -29,12 +37,6 @@ from tests.conformance.conftest import (
     SPACE_A1,
     SPACE_B1,
     TENANCY,
-    add_group,
-    list_groups,
-    make_client,
-    new_active_group,
-    raw_call,
-    ref,
 )
 from tests.databases import database_url
 from tests.live import LiveServer, live_server, run_cli

@@ -7,7 +7,8 @@ import pytest
 from alibabacloud_cams20200606.client import Client
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from tests.conformance.conftest import (
+from tests.conformance.helpers import list_groups, make_client, raw_call
+from tests.conformance.tenancy import (
     KEY_A_OFF,
     KEY_C,
     NUM_A2,
@@ -17,9 +18,6 @@ from tests.conformance.conftest import (
     SPACE_A1,
     SPACE_B1,
     SPACE_C1,
-    list_groups,
-    make_client,
-    raw_call,
 )
 from tests.live import LiveServer
 

@@ -8,12 +8,8 @@ from collections.abc import Iterator
 import pytest
 from alibabacloud_cams20200606.client import Client
 
-from tests.conformance.conftest import (
-    NUM_FAIL,
-    add_group,
-    list_groups,
-    wait_for,
-)
+from tests.conformance.helpers import add_group, list_groups, wait_for
+from tests.conformance.tenancy import NUM_FAIL
 from tests.live import LiveServer, control, query_db, sandbox_state
 
 PNID_FAIL = "110000000000005"

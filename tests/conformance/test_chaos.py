@@ -12,12 +12,7 @@ import httpx
 from alibabacloud_cams20200606 import models as m
 from alibabacloud_cams20200606.client import Client
 
-from tests.conformance.conftest import (
-    APP_SECRET,
-    KEY_A,
-    NUM_MEMBERS,
-    NUM_SYNC,
-    TENANCY,
+from tests.conformance.helpers import (
     add_group,
     group_item,
     list_groups,
@@ -26,6 +21,7 @@ from tests.conformance.conftest import (
     ref,
     wait_for,
 )
+from tests.conformance.tenancy import APP_SECRET, KEY_A, NUM_MEMBERS, NUM_SYNC, TENANCY
 from tests.databases import database_url
 from tests.live import BIN, LiveServer, control, free_port, live_server, query_db, run_cli
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conformance.conftest import (
+from tests.conformance.tenancy import (
     KEY_A,
     KEY_A_OFF,
     KEY_B,

@@ -6,7 +6,8 @@ import uuid
 
 from alibabacloud_cams20200606.client import Client
 
-from tests.conformance.conftest import NUM_LOOP, add_group, list_groups, raw_call, wait_for
+from tests.conformance.helpers import add_group, list_groups, raw_call, wait_for
+from tests.conformance.tenancy import NUM_LOOP
 from tests.live import LiveServer
 
 

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conformance.conftest import (
-    KEY_A,
-    NUM_FAIL,
-    SPACE_A1,
-    TENANCY,
-    add_group,
-    list_groups,
-    make_client,
-)
+from tests.conformance.helpers import add_group, list_groups, make_client
+from tests.conformance.tenancy import KEY_A, NUM_FAIL, SPACE_A1, TENANCY
 from tests.databases import database_url
 from tests.live import free_port, live_server
 

@@ -8,7 +8,8 @@ import pytest
 from alibabacloud_cams20200606.client import Client
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from tests.conformance.conftest import (
+from tests.conformance.helpers import group_item, make_client, new_active_group, raw_call
+from tests.conformance.tenancy import (
     KEY_B,
     KEY_C,
     NUM_B1,
@@ -17,10 +18,6 @@ from tests.conformance.conftest import (
     SPACE_A1,
     SPACE_B1,
     SPACE_C1,
-    group_item,
-    make_client,
-    new_active_group,
-    raw_call,
 )
 from tests.live import LiveServer
 
@@ -37,7 +34,7 @@ ACTIONS = {
 @pytest.fixture(scope="session")
 def victim(server: LiveServer) -> dict[str, Any]:
     """An ACTIVE group of account A that every refusal below must leave untouched."""
-    from tests.conformance.conftest import KEY_A
+    from tests.conformance.tenancy import KEY_A
 
     client = make_client(server, KEY_A)
     group_id, subject = new_active_group(client, NUM_LIFE, "Victim")

@@ -18,7 +18,7 @@ import pytest
 import trustme
 from alibabacloud_cams20200606 import models as m
 
-from tests.conformance.conftest import make_client
+from tests.conformance.helpers import make_client
 from tests.databases import database_url
 from tests.live import LiveServer, live_server
 from tests.signing import v3_request

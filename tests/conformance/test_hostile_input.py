@@ -16,12 +16,7 @@ from alibabacloud_cams20200606 import models as m
 from alibabacloud_cams20200606.client import Client
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from tests.conformance.conftest import (
-    APP_SECRET,
-    KEY_A,
-    NUM_BAD,
-    NUM_LIFE,
-    SPACE_A1,
+from tests.conformance.helpers import (
     list_groups,
     make_client,
     new_active_group,
@@ -29,6 +24,7 @@ from tests.conformance.conftest import (
     ref,
     wait_for,
 )
+from tests.conformance.tenancy import APP_SECRET, KEY_A, NUM_BAD, NUM_LIFE, SPACE_A1
 from tests.live import LiveServer, control, query_db
 from tests.signing import v1_params, v3_request
 

@@ -10,7 +10,8 @@ from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.request import CommonRequest
 
-from tests.conformance.conftest import KEY_A, NUM_LOOP, SPACE_A1, wait_for
+from tests.conformance.helpers import wait_for
+from tests.conformance.tenancy import KEY_A, NUM_LOOP, SPACE_A1
 from tests.live import LiveServer
 
 

@@ -10,8 +10,7 @@ from alibabacloud_cams20200606 import models as m
 from alibabacloud_cams20200606.client import Client
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from tests.conformance.conftest import (
-    NUM_LIFE,
+from tests.conformance.helpers import (
     add_group,
     group_item,
     list_groups,
@@ -20,6 +19,7 @@ from tests.conformance.conftest import (
     ref,
     wait_for,
 )
+from tests.conformance.tenancy import NUM_LIFE
 from tests.live import LiveServer, control, query_db
 
 

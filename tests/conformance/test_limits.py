@@ -9,14 +9,8 @@ from sqlalchemy import insert, update
 
 from opencams.store.db import make_sync_engine
 from opencams.store.tables import chat_groups
-from tests.conformance.conftest import (
-    KEY_A,
-    NUM_LIMIT,
-    add_group,
-    list_groups,
-    make_client,
-    wait_for,
-)
+from tests.conformance.helpers import add_group, list_groups, make_client, wait_for
+from tests.conformance.tenancy import KEY_A, NUM_LIMIT
 from tests.live import LiveServer, query_db
 
 

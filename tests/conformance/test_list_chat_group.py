@@ -9,16 +9,8 @@ import pytest
 from alibabacloud_cams20200606 import models as m
 from alibabacloud_cams20200606.client import Client
 
-from tests.conformance.conftest import (
-    KEY_A,
-    NUM_LIST,
-    SPACE_A1,
-    add_group,
-    list_groups,
-    make_client,
-    raw_call,
-    wait_for,
-)
+from tests.conformance.helpers import add_group, list_groups, make_client, raw_call, wait_for
+from tests.conformance.tenancy import KEY_A, NUM_LIST, SPACE_A1
 from tests.live import LiveServer
 
 SUBJECTS = ["Alpha team", "beta TEAM", "Gamma", "Delta team", "epsilon", "Zeta 100%_off"]

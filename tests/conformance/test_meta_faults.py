@@ -9,16 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conformance.conftest import (
-    APP_SECRET,
-    KEY_A,
-    NUM_FAIL,
-    TENANCY,
-    add_group,
-    list_groups,
-    make_client,
-    wait_for,
-)
+from tests.conformance.helpers import add_group, list_groups, make_client, wait_for
+from tests.conformance.tenancy import APP_SECRET, KEY_A, NUM_FAIL, TENANCY
 from tests.databases import database_url
 from tests.live import BIN, free_port, live_server
 

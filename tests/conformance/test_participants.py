@@ -10,9 +10,7 @@ import pytest
 from alibabacloud_cams20200606 import models as m
 from alibabacloud_cams20200606.client import Client
 
-from tests.conformance.conftest import (
-    KEY_A,
-    NUM_MEMBERS,
+from tests.conformance.helpers import (
     list_groups,
     make_client,
     new_active_group,
@@ -20,6 +18,7 @@ from tests.conformance.conftest import (
     ref,
     wait_for,
 )
+from tests.conformance.tenancy import KEY_A, NUM_MEMBERS
 from tests.live import LiveServer, control
 
 USERS = [f"86139000000{i:02d}" for i in range(1, 11)]

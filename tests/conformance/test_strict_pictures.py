@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from alibabacloud_cams20200606 import models as m
 
-from tests.conformance.conftest import KEY_A, NUM_LIFE, TENANCY, make_client, new_active_group, ref
+from tests.conformance.helpers import make_client, new_active_group, ref
+from tests.conformance.tenancy import KEY_A, NUM_LIFE, TENANCY
 from tests.databases import database_url
 from tests.live import LiveServer, live_server
 

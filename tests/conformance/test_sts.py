@@ -18,7 +18,7 @@ from alibabacloud_credentials.models import Config as CredentialConfig
 from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.utils_models import Config
 
-from tests.conformance.conftest import (
+from tests.conformance.tenancy import (
     KEY_A,
     KEY_NOBODY,
     KEY_READER,

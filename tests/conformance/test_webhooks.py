@@ -13,14 +13,8 @@ import httpx
 import pytest
 from alibabacloud_cams20200606.client import Client
 
-from tests.conformance.conftest import (
-    APP_SECRET,
-    NUM_LOOP,
-    VERIFY_TOKEN,
-    add_group,
-    list_groups,
-    wait_for,
-)
+from tests.conformance.helpers import add_group, list_groups, wait_for
+from tests.conformance.tenancy import APP_SECRET, NUM_LOOP, VERIFY_TOKEN
 from tests.live import LiveServer, control, query_db
 
 PNID_LOOP = "110000000000001"

@@ -12,7 +12,7 @@ from opencams.store import chat_groups, operations
 from opencams.store.crypto import SecretBox
 from opencams.store.records import GroupRecord
 from opencams.store.repo import Store
-from tests.provision.test_apply import DOC
+from tests.provision.helpers import DOC
 
 
 def event(request_id: str, **extra: Any) -> bytes:

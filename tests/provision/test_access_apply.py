@@ -15,7 +15,7 @@ from opencams.store import access as access_store
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
 from opencams.store.tables import policies, policy_attachments, ram_users, roles
-from tests.provision.test_apply import DOC
+from tests.provision.helpers import DOC
 
 
 async def in_read(store: Store, query: Any, *args: Any) -> Any:

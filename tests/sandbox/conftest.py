@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from opencams.sandbox import SandboxConfig, Simulator
-from tests.sandbox.sandbox_helpers import APP_SECRET, DELAY, DISPLAY, NUMBER, TOKEN, WABA, Receiver
+from tests.sandbox.helpers import APP_SECRET, DELAY, DISPLAY, NUMBER, TOKEN, WABA, Receiver
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from typer.testing import CliRunner, Result
 from opencams.sandbox import SandboxConfig, Simulator
 from opencams.sandbox.cli import DEFAULT_URL, GroupResolver, Operation, build_app
 from opencams.sandbox.state import MAX_PARTICIPANTS, OPERATIONS
-from tests.sandbox.sandbox_helpers import APP_SECRET, DISPLAY, NUMBER, TOKEN, WABA, Receiver
+from tests.sandbox.helpers import APP_SECRET, DISPLAY, NUMBER, TOKEN, WABA, Receiver
 
 runner = CliRunner()
 

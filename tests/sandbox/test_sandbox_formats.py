@@ -28,7 +28,7 @@ from opencams.sandbox.ids import (
     normalize_wa_id,
 )
 from opencams.sandbox.media import jpeg_size, parse_multipart
-from tests.sandbox.sandbox_helpers import fake_jpeg
+from tests.sandbox.helpers import fake_jpeg
 
 META_SAMPLE_GROUP_ID = "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
 

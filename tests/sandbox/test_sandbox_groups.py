@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from opencams.sandbox import SandboxConfig, Simulator, parse_group_id
-from tests.sandbox.sandbox_helpers import (
+from tests.sandbox.helpers import (
     APP_SECRET,
     DELAY,
     DISPLAY,

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.sandbox.sandbox_helpers import (
+from tests.sandbox.helpers import (
     NUMBER,
     Receiver,
     assert_graph_error,

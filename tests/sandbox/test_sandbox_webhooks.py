@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from opencams.sandbox import SandboxConfig, Simulator
-from tests.sandbox.sandbox_helpers import (
+from tests.sandbox.helpers import (
     NUMBER,
     Receiver,
     assert_graph_error,

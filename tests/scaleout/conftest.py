@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-import redis
 
-from tests.conformance.conftest import APP_SECRET, TENANCY, wait_for
+from tests.conformance.helpers import wait_for
+from tests.conformance.tenancy import APP_SECRET, TENANCY
 from tests.databases import database_url
-from tests.live import BIN, LiveServer, free_port, live_server
-
-REDIS_URL = os.environ.get("OPENCAMS_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-def redis_or_skip() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"Redis is required under CI but unavailable: {exc}")
-        pytest.skip(f"Redis unavailable ({exc}); set OPENCAMS_TEST_REDIS or start it")
-    return REDIS_URL
-
-
-@dataclass(frozen=True)
-class Cluster:
-    servers: list[LiveServer]
-    sim_url: str
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+from tests.live import BIN, free_port, live_server
+from tests.scaleout.helpers import Cluster, is_up, redis_or_skip
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +50,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        stack.callback(lambda: (sim.terminate(), sim.wait(timeout=10)))
-        wait_for(lambda: _up(f"{sim_url}/control/state"), timeout=20)
+
+        def stop_sim() -> None:
+            sim.terminate()
+            sim.wait(timeout=10)
+
+        stack.callback(stop_sim)
+        wait_for(lambda: is_up(f"{sim_url}/control/state"), timeout=20)
         yield Cluster(servers, sim_url)

@@ -15,7 +15,8 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from sqlalchemy import text
 
 from opencams.store.db import make_sync_engine
-from tests.conformance.conftest import KEY_A, NUM_SYNC, SPACE_A1, TENANCY, make_client, raw_call
+from tests.conformance.helpers import make_client, raw_call
+from tests.conformance.tenancy import KEY_A, NUM_SYNC, SPACE_A1, TENANCY
 from tests.databases import BACKENDS, database_url
 from tests.live import free_port, live_server
 

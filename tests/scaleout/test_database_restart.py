@@ -13,7 +13,8 @@ import pytest
 from alibabacloud_cams20200606 import models as m
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 
-from tests.conformance.conftest import KEY_A, NUM_SYNC, SPACE_A1, TENANCY, make_client
+from tests.conformance.helpers import make_client
+from tests.conformance.tenancy import KEY_A, NUM_SYNC, SPACE_A1, TENANCY
 from tests.databases import database_url
 from tests.live import live_server
 

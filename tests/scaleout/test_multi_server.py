@@ -14,20 +14,10 @@ import pytest
 from alibabacloud_cams20200606 import models as m
 from alibabacloud_tea_openapi.exceptions import ThrottlingException
 
-from tests.conformance.conftest import (
-    APP_SECRET,
-    KEY_A,
-    KEY_D,
-    NUM_LIFE,
-    SPACE_A1,
-    add_group,
-    list_groups,
-    make_client,
-    ref,
-    wait_for,
-)
+from tests.conformance.helpers import add_group, list_groups, make_client, ref, wait_for
+from tests.conformance.tenancy import APP_SECRET, KEY_A, KEY_D, NUM_LIFE, SPACE_A1
 from tests.live import query_db
-from tests.scaleout.conftest import Cluster
+from tests.scaleout.helpers import Cluster
 from tests.signing import v3_request
 
 
@@ -193,7 +183,7 @@ def _sim(cluster: Cluster, name: str) -> None:
 
 
 def test_workers_share_one_port(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from tests.conformance.conftest import TENANCY
+    from tests.conformance.tenancy import TENANCY
     from tests.live import live_server
 
     env = {k: v for k, v in cluster.servers[0].env.items() if k.startswith("OPENCAMS_")}

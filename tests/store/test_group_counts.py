@@ -10,31 +10,7 @@ from sqlalchemy import text
 from opencams.store import db
 from opencams.store.records import GroupFilter
 from opencams.store.repo import Store
-
-STATUSES = ("ACTIVE", "INACTIVE", "SUSPENDED", "CREATING", "DELETING", "UPDATING")
-
-
-def _tenancy(url: str) -> None:
-    engine = db.make_sync_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO accounts VALUES ('1000000000000001', 'acme', true, 1, 1)"))
-        conn.execute(text("INSERT INTO spaces VALUES ('cams-a', '1000000000000001', 'A', 1, 1)"))
-        for n in (1, 2):
-            conn.execute(
-                text(
-                    "INSERT INTO business_numbers (id, space_id, number, phone_number_id, waba_id,"
-                    " access_token_enc, created_at, updated_at)"
-                    f" VALUES ({n}, 'cams-a', '861380000000{n}', '110{n}', '210{n}', 'x', 1, 1)"
-                )
-            )
-        if conn.dialect.name == "postgresql":  # ids given above: move the sequence past them
-            conn.execute(text("SELECT setval(pg_get_serial_sequence('business_numbers', 'id'), 2)"))
-    engine.dispose()
-
-
-async def _write(store: Store, sql: str, **params: object) -> None:
-    async with store.write() as conn:
-        await conn.execute(text(sql), params)
+from tests.store.helpers import STATUSES, seed_tenancy, write
 
 
 async def _real_count(store: Store, number_id: int, status: str | None) -> int:
@@ -56,7 +32,7 @@ async def _check(store: Store) -> None:
 
 
 async def test_counts_follow_every_kind_of_write(store: Store, migrated_url: str) -> None:
-    _tenancy(migrated_url)
+    seed_tenancy(migrated_url)
     rng = random.Random(7)
     ids: list[str] = []
     for step in range(160):
@@ -64,7 +40,7 @@ async def test_counts_follow_every_kind_of_write(store: Store, migrated_url: str
         if choice < 0.4 or not ids:
             group_id = f"G{step:04d}"
             ids.append(group_id)
-            await _write(
+            await write(
                 store,
                 "INSERT INTO chat_groups (id, number_id, channel_type, subject, subject_search,"
                 " status, participant_count, created_at, updated_at, deleted_at)"
@@ -76,22 +52,22 @@ async def test_counts_follow_every_kind_of_write(store: Store, migrated_url: str
                 d=step if rng.random() < 0.1 else None,  # born deleted (a seeded history)
             )
         elif choice < 0.65:
-            await _write(
+            await write(
                 store,
                 "UPDATE chat_groups SET status = :s WHERE id = :id",
                 s=rng.choice(STATUSES),
                 id=rng.choice(ids),
             )
         elif choice < 0.75:
-            await _write(
+            await write(
                 store, "UPDATE chat_groups SET deleted_at = 1 WHERE id = :id", id=rng.choice(ids)
             )
         elif choice < 0.8:
-            await _write(
+            await write(
                 store, "UPDATE chat_groups SET deleted_at = NULL WHERE id = :id", id=rng.choice(ids)
             )
         elif choice < 0.85:
-            await _write(
+            await write(
                 store,
                 "UPDATE chat_groups SET number_id = :n, status = :s WHERE id = :id",
                 n=rng.choice((1, 2)),
@@ -99,25 +75,25 @@ async def test_counts_follow_every_kind_of_write(store: Store, migrated_url: str
                 id=rng.choice(ids),
             )
         elif choice < 0.9:
-            await _write(
+            await write(
                 store, "UPDATE chat_groups SET subject = 'renamed' WHERE id = :id", id=ids[0]
             )
         else:
             victim = ids.pop(rng.randrange(len(ids)))
-            await _write(store, "DELETE FROM chat_groups WHERE id = :id", id=victim)
+            await write(store, "DELETE FROM chat_groups WHERE id = :id", id=victim)
         if step % 20 == 19:
             await _check(store)
     await _check(store)
 
 
 async def test_a_rolled_back_write_leaves_the_counts(store: Store, migrated_url: str) -> None:
-    _tenancy(migrated_url)
+    seed_tenancy(migrated_url)
     insert = (
         "INSERT INTO chat_groups (id, number_id, channel_type, subject, subject_search, status,"
         " participant_count, created_at, updated_at) VALUES (:id, 1, 'WHATSAPP', 's', 's',"
         " 'ACTIVE', 0, 1, 1)"
     )
-    await _write(store, insert, id="G1")
+    await write(store, insert, id="G1")
     try:
         async with store.write() as conn:
             await conn.execute(text(insert), {"id": "G2"})
@@ -134,7 +110,7 @@ def test_upgrade_counts_the_groups_already_there(db_url: str) -> None:
     engine = db.make_sync_engine(db_url)
     command.upgrade(db._alembic_config(engine), "0003")
     engine.dispose()
-    _tenancy(db_url)
+    seed_tenancy(db_url)
     engine = db.make_sync_engine(db_url)
     with engine.begin() as conn:
         for i, (status, deleted) in enumerate(
@@ -167,7 +143,7 @@ def test_the_bulk_seeder_leaves_counts_and_versions_right(
     from opencams.store.seed.bulk import seed
     from opencams.store.seed.generate import SeedPlan
 
-    _tenancy(migrated_url)
+    seed_tenancy(migrated_url)
     settings = Settings(database_url=migrated_url, secret_key="k" * 32)
     seed(settings, SeedPlan(space_id="cams-a", numbers=3, groups=900, hot_number="8613800000001",
                             hot_groups=400, random_seed=5, batch_size=250))  # fmt: skip
@@ -207,7 +183,7 @@ def test_a_failed_seed_leaves_the_triggers(migrated_url: str) -> None:
     from opencams.store.seed.bulk import seed
     from opencams.store.seed.generate import SeedError, SeedPlan
 
-    _tenancy(migrated_url)
+    seed_tenancy(migrated_url)
     settings = Settings(database_url=migrated_url, secret_key="k" * 32)
     with pytest.raises(SeedError):
         seed(settings, SeedPlan(space_id="no-such-space", groups=10, numbers=1))

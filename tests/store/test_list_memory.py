@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from opencams.store.records import GroupFilter
 from opencams.store.repo import Store
-from tests.store.test_group_counts import STATUSES, _tenancy, _write
+from tests.store.helpers import STATUSES, seed_tenancy, write
 
 WORDS = ("sales", "support", "team", "Sales", "100%", "a_b")
 
@@ -42,7 +42,7 @@ async def _reference(
 async def test_remembered_lists_follow_changes_made_elsewhere(
     store: Store, migrated_url: str
 ) -> None:
-    _tenancy(migrated_url)
+    seed_tenancy(migrated_url)
     writer = Store.open(migrated_url)
     rng = random.Random(11)
     ids: list[str] = []
@@ -50,7 +50,7 @@ async def test_remembered_lists_follow_changes_made_elsewhere(
         for i in range(120):
             ids.append(f"G{i:04d}")
             subject = f"{rng.choice(WORDS)} {i}"
-            await _write(
+            await write(
                 writer,
                 "INSERT INTO chat_groups (id, number_id, channel_type, subject, subject_search,"
                 " status, participant_count, created_at, updated_at)"
@@ -77,26 +77,26 @@ async def test_remembered_lists_follow_changes_made_elsewhere(
             change = rng.random()
             target = rng.choice(ids)
             if change < 0.2:
-                await _write(
+                await write(
                     writer,
                     "UPDATE chat_groups SET subject_search = :f WHERE id = :id",
                     f=f"{rng.choice(WORDS).casefold()} renamed",
                     id=target,
                 )
             elif change < 0.35:
-                await _write(
+                await write(
                     writer,
                     "UPDATE chat_groups SET status = :s WHERE id = :id",
                     s=rng.choice(STATUSES),
                     id=target,
                 )
             elif change < 0.45:
-                await _write(
+                await write(
                     writer, "UPDATE chat_groups SET deleted_at = 1 WHERE id = :id", id=target
                 )
             elif change < 0.55:
                 ids.append(f"H{step:04d}")
-                await _write(
+                await write(
                     writer,
                     "INSERT INTO chat_groups (id, number_id, channel_type, subject,"
                     " subject_search, status, participant_count, created_at, updated_at)"
@@ -106,7 +106,7 @@ async def test_remembered_lists_follow_changes_made_elsewhere(
                 )
             elif change < 0.6:
                 # Not shown by a list: the remembered lists stay valid.
-                await _write(
+                await write(
                     writer,
                     "UPDATE chat_groups SET participant_count = participant_count + 1"
                     " WHERE id = :id",
@@ -117,13 +117,13 @@ async def test_remembered_lists_follow_changes_made_elsewhere(
 
 
 async def test_unshown_changes_keep_the_version(store: Store, migrated_url: str) -> None:
-    _tenancy(migrated_url)
+    seed_tenancy(migrated_url)
     insert = (
         "INSERT INTO chat_groups (id, number_id, channel_type, subject, subject_search, status,"
         " participant_count, created_at, updated_at) VALUES ('G1', 1, 'WHATSAPP', 's', 's',"
         " 'ACTIVE', 0, 1, 1)"
     )
-    await _write(store, insert)
+    await write(store, insert)
 
     async def version() -> int:
         async with store.write() as conn:
@@ -136,13 +136,13 @@ async def test_unshown_changes_keep_the_version(store: Store, migrated_url: str)
             )
 
     first = await version()
-    await _write(store, "UPDATE chat_groups SET participant_count = 3, invite_link = 'x'")
-    await _write(store, "UPDATE chat_groups SET status = 'ACTIVE'")  # the same value
+    await write(store, "UPDATE chat_groups SET participant_count = 3, invite_link = 'x'")
+    await write(store, "UPDATE chat_groups SET status = 'ACTIVE'")  # the same value
     assert await version() == first
-    await _write(store, "UPDATE chat_groups SET status = 'SUSPENDED'")
+    await write(store, "UPDATE chat_groups SET status = 'SUSPENDED'")
     assert await version() == first + 1
-    await _write(store, "UPDATE chat_groups SET number_id = 2")
-    async with store.write() as conn:
+    await write(store, "UPDATE chat_groups SET number_id = 2")
+    async with store.tx() as conn:
         rows = (
             await conn.execute(text("SELECT number_id, version FROM chat_group_versions"))
         ).all()

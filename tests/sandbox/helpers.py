@@ -1,5 +1,4 @@
-"""Helpers shared by the simulator tests (a unique module name, so it cannot clash with other
-test packages' helpers on sys.path)."""
+"""Helpers shared by the simulator tests: the simulated number, a webhook receiver, Graph calls."""
 
 from __future__ import annotations
 
