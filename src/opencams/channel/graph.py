@@ -91,6 +91,10 @@ class GraphClient:
         self._backoff = backoff
         self._breaker = breaker or Breaker()
 
+    @property
+    def breaker(self) -> Breaker:
+        return self._breaker
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -157,7 +161,9 @@ class GraphClient:
             raise GraphError("unavailable", f"Meta keeps failing: {exc}", retry_safe=False) from exc
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
-            wait=wait_exponential_jitter(initial=self._backoff, max=max(self._backoff * 8, 0.001)),
+            wait=wait_exponential_jitter(
+                multiplier=self._backoff, max=max(self._backoff * 8, 0.001)
+            ),
             retry=retry_if_exception(_should_retry),
             reraise=True,
         )
