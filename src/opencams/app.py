@@ -23,7 +23,7 @@ from opencams.access.authn import Authenticator
 from opencams.access.authz import Authorizer
 from opencams.access.network import parse_networks
 from opencams.access.sts import RoleAssumer, Tokens
-from opencams.access.throttle import Throttling, make_throttle
+from opencams.access.throttle import Throttle, Throttling, make_throttle
 from opencams.channel.breaker import Breaker
 from opencams.channel.graph import GraphClient
 from opencams.channel.pictures import PictureFetcher, PicturePolicy
@@ -60,6 +60,18 @@ class Runtime:
     """Where this server can reach itself (for the built-in simulator's defaults)."""
 
     self_url: str = "http://127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a built app keeps state in, for opencams.testing, which resets its own test servers
+    between tests (`app.state.parts`); serving never reads it."""
+
+    store: Store
+    graph: GraphClient
+    throttle: Throttle
+    audit: AuditLog
+    simulator: Simulator | None
 
 
 class WebhookReceiver:
@@ -276,9 +288,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await graph.aclose()
             await store.dispose()
 
-    return Starlette(
+    application = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={404: http_error, 405: http_error}
     )
+    application.state.parts = Parts(store, graph, throttle, audit, simulator)
+    return application
 
 
 SELF_URL_ENV = "OPENCAMS_SERVE_SELF_URL"

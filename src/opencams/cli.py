@@ -58,8 +58,34 @@ def serve(
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (share the port).", min=1)] = 1,
+    ephemeral: Annotated[
+        bool,
+        typer.Option(
+            "--ephemeral",
+            help="For tests and CI: a temporary database, the default test tenancy (or "
+            "--tenancy), operations confirmed at once; prints the credentials as JSON "
+            "(docs/testing.md). OPENCAMS_* settings are ignored.",
+        ),
+    ] = False,
+    tenancy: Annotated[
+        Path | None, typer.Option(help="With --ephemeral: provision from this YAML file.")
+    ] = None,
 ) -> None:
     """Serve the CAMS endpoint, the webhook receiver and (by default) the simulator."""
+    if ephemeral or tenancy is not None:
+        from opencams.testing.ephemeral import serve_ephemeral
+
+        raise typer.Exit(
+            serve_ephemeral(
+                ephemeral=ephemeral,
+                host=host,
+                port=port,
+                log_level=log_level,
+                tenancy=tenancy,
+                tls=tls_cert is not None or tls_key is not None,
+                workers=workers,
+            )
+        )
     if (tls_cert is None) != (tls_key is None):
         typer.echo("error: --tls-cert and --tls-key go together", err=True)
         raise typer.Exit(2)

@@ -87,6 +87,10 @@ class GraphClient:
         self._backoff = backoff
         self._breaker = breaker or Breaker()
 
+    @property
+    def breaker(self) -> Breaker:
+        return self._breaker
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -150,7 +154,9 @@ class GraphClient:
         self._breaker.before()  # CircuitOpen is an unavailable GraphError, never retried
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
-            wait=wait_exponential_jitter(initial=self._backoff, max=max(self._backoff * 8, 0.001)),
+            wait=wait_exponential_jitter(
+                multiplier=self._backoff, max=max(self._backoff * 8, 0.001)
+            ),
             retry=retry_if_exception(_should_retry),
             reraise=True,
         )

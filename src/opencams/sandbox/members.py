@@ -81,7 +81,7 @@ class Members:
                     item["errors"] = [failed[0]["errors"][0]]
             return [self.rules.event(group, "group_participants_update", item)]
 
-        self.rules.schedule(f"remove-participants {request_id}", run)
+        self.rules.schedule(f"remove-participants {request_id}", run, group, request_id)
         return {"messaging_product": "whatsapp", "request_id": request_id}
 
     # --- Graph: join requests ------------------------------------------------------------

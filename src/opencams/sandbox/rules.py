@@ -188,8 +188,12 @@ class Rules:
         """Webhooks for something that already happened (user actions): only delivery waits."""
         self.outbox.later(label, lambda: events)
 
-    def schedule(self, label: str, run: Callable[[], list[Event]]) -> None:
-        self.outbox.later(label, run)
+    def schedule(
+        self, label: str, run: Callable[[], list[Event]], group: Group, request_id: str
+    ) -> None:
+        """An operation Meta confirms by webhook: it may be held for a test to confirm
+        (Outbox.hold_operations), named by its request id or its group."""
+        self.outbox.later(label, run, confirms=(request_id, group.group_id))
 
     # --- create / list / get -------------------------------------------------------------
 
@@ -243,7 +247,7 @@ class Rules:
                 item["description"] = group.description
             return [self.event(group, "group_lifecycle_update", item)]
 
-        self.schedule(f"create {group.request_id}", run)
+        self.schedule(f"create {group.request_id}", run, group, group.request_id)
         return {"messaging_product": "whatsapp", "request_id": group.request_id}
 
     def list_groups(
@@ -366,7 +370,7 @@ class Rules:
                 item["errors"] = [error]
             return [self.event(group, "group_settings_update", item)]
 
-        self.schedule(f"update {request_id}", run)
+        self.schedule(f"update {request_id}", run, group, request_id)
         return {"messaging_product": "whatsapp", "request_id": request_id}
 
     def delete_group(self, group_id: str, token: str) -> dict[str, Any]:
@@ -396,7 +400,7 @@ class Rules:
                 self.state.set_invite_code(group, None)
             return [self.event(group, "group_lifecycle_update", item)]
 
-        self.schedule(f"delete {request_id}", run)
+        self.schedule(f"delete {request_id}", run, group, request_id)
         # Like every other asynchronous Graph write, the answer names the request that the
         # group_delete webhook will carry (docs/simulator.md).
         return {"success": True, "request_id": request_id}

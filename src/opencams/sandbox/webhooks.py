@@ -24,7 +24,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,9 @@ class PendingOp:
     seq: int
     label: str = field(compare=False)
     run: Callable[[], list[Event]] = field(compare=False)
+    # The request id and group id of an operation Meta confirms by webhook (empty for what
+    # users do): what `confirm` selects it by, and what makes `hold_operations` hold it.
+    confirms: tuple[str, ...] = field(default=(), compare=False)
 
 
 class Outbox:
@@ -128,6 +131,9 @@ class Outbox:
         self._retrying: list[Delivery] = []
         self.dead_letters: list[Delivery] = []
         self._pending: list[PendingOp] = []  # a heap ordered by (due, seq)
+        # Manual confirmation (opencams.testing): operations wait here until confirmed.
+        self.operations_held = False
+        self._held_ops: list[PendingOp] = []
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -142,11 +148,23 @@ class Outbox:
 
     # --- scheduling ----------------------------------------------------------------------
 
-    def later(self, label: str, run: Callable[[], list[Event]], delay: float | None = None) -> None:
-        """Run `run` after the webhook delay (in the worker) and queue the events it returns."""
+    def later(
+        self,
+        label: str,
+        run: Callable[[], list[Event]],
+        delay: float | None = None,
+        *,
+        confirms: tuple[str, ...] = (),
+    ) -> None:
+        """Run `run` after the webhook delay (in the worker) and queue the events it returns.
+        `confirms`: the ids of an operation (see PendingOp), held while operations are."""
         loop = self._ensure_started()
         wait = self.config.webhook_delay if delay is None else delay
-        heapq.heappush(self._pending, PendingOp(loop.time() + wait, next(self._seq), label, run))
+        op = PendingOp(loop.time() + wait, next(self._seq), label, run, confirms)
+        if confirms and self.operations_held:
+            self._held_ops.append(op)
+            return
+        heapq.heappush(self._pending, op)
         self._poke()
 
     def _run_op(self, op: PendingOp) -> None:
@@ -317,8 +335,9 @@ class Outbox:
     async def flush(self) -> dict[str, int]:
         """Run every pending operation now, retry failed deliveries now, deliver the queue."""
         self._ensure_started()
-        ops = sorted(self._pending)
+        ops = sorted(self._pending + self._held_ops)
         self._pending.clear()
+        self._held_ops.clear()
         for op in ops:
             self._run_op(op)
         for delivery in self._retrying:
@@ -333,6 +352,46 @@ class Outbox:
             "retrying": len(self._retrying),
             "dead_letters": len(self.dead_letters),
         }
+
+    # --- confirmation control (opencams.testing) ------------------------------------------
+
+    def hold_operations(self, on: bool) -> None:
+        """Hold operations (not what users do) until `confirm`; off: the held ones run now."""
+        self.operations_held = on
+        if not on and self._held_ops:
+            loop = self._ensure_started()
+            for op in self._held_ops:
+                op.due = loop.time()
+                heapq.heappush(self._pending, op)
+            self._held_ops.clear()
+            self._poke()
+
+    async def confirm(self, ids: Collection[str] | None = None) -> dict[str, int]:
+        """Run now the operations (held or waiting for their delay) with one of these ids
+        (request or group ids; None: every pending operation), then `settle`."""
+        self._ensure_started()
+
+        def chosen(op: PendingOp) -> bool:
+            return ids is None or any(i in ids for i in op.confirms)
+
+        ops = [op for op in self._held_ops + self._pending if chosen(op)]
+        if ops:
+            self._held_ops = [op for op in self._held_ops if not chosen(op)]
+            self._pending = [op for op in self._pending if not chosen(op)]
+            heapq.heapify(self._pending)
+            for op in sorted(ops):
+                self._run_op(op)
+        before = self.delivered
+        await self.settle()
+        return {"operations": len(ops), "delivered": self.delivered - before}
+
+    async def settle(self) -> None:
+        """Run what is due and deliver the queue (unless held), waiting for a delivery under way:
+        when this returns, every webhook due so far has been answered by the callback (or has
+        failed and waits for its retry)."""
+        loop = self._ensure_started()
+        self._run_due(loop.time())
+        await self._drain()
 
     def redeliver_dead_letters(self) -> int:
         count = len(self.dead_letters)
@@ -371,6 +430,7 @@ class Outbox:
 
     def reset(self) -> None:
         self._pending.clear()
+        self._held_ops.clear()
         self._queue.clear()
         self._retrying.clear()
         self.dead_letters.clear()
@@ -385,6 +445,8 @@ class Outbox:
             "held": self.held,
             "duplicate": self.duplicate,
             "pending_operations": [op.label for op in sorted(self._pending)],
+            "operations_held": self.operations_held,
+            "held_operations": [op.label for op in self._held_ops],
             "queue_length": len(self._queue),
             "queue": [d.summary() for d in self._queue],
             "retrying": [d.summary() for d in self._retrying],

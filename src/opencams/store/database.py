@@ -38,6 +38,7 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
+from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
@@ -228,6 +229,10 @@ def _no_turns_while_open() -> Iterator[None]:
         state[0] = False
 
 
+def uri_or_memory(target: str, uri: bool) -> bool:
+    return uri or target in ("", ":memory:")
+
+
 class SQLiteDatabase:
     dialect_name = "sqlite"
 
@@ -239,6 +244,13 @@ class SQLiteDatabase:
         self._connection: sqlite3.Connection | None = None
         self._closed = False
         self._dialect = sqlite_dialect.dialect()
+
+    @property
+    def path(self) -> Path | None:
+        """The database file; None for an in-memory database or a `file:` URI."""
+        if uri_or_memory(self._target, self._uri):
+            return None
+        return Path(self._target)
 
     def _conn(self) -> sqlite3.Connection:
         if self._connection is None:
