@@ -14,7 +14,7 @@ import contextlib
 import logging
 from typing import Any, Protocol
 
-from opencams.errors import StoreUnavailable
+from opencams.errors import StoreError, StoreUnavailable
 from opencams.store import audit as audit_store
 from opencams.store.clock import now_ms
 from opencams.store.repo import Store
@@ -60,6 +60,18 @@ class AuditLog:
             log.warning("audit records kept in memory, database unavailable: %s", exc)
             self._pending = batch + self._pending
             return False
+        except StoreError as exc:
+            # Not expected (records are fitted to their columns): write them one by one, so
+            # that one the database refuses costs only itself.
+            log.error(
+                "audit batch refused (%s): writing its %d records one by one", exc, len(batch)
+            )
+            for record in batch:
+                try:
+                    async with self._store.write() as tx:
+                        await audit_store.record_audit(tx, [record])
+                except StoreError as single:
+                    log.error("audit record %s dropped: %s", record.get("request_id"), single)
         return True
 
     async def _run(self) -> None:

@@ -3,6 +3,7 @@ access.audit.AuditLog, and what `opencams audit` reads."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import insert, or_, select
@@ -10,10 +11,30 @@ from sqlalchemy import insert, or_, select
 from opencams.store.database import Tx
 from opencams.store.tables import audit_events
 
+# What each text column holds at most: a record is made to fit (the store's business, not the
+# caller's). What a client sent (an action name from a header) can be anything.
+_LIMITS = {
+    column.name: int(length)
+    for column in audit_events.columns
+    if (length := getattr(column.type, "length", None))
+}
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates: PostgreSQL refuses
+
+
+def _fitted(event: dict[str, Any]) -> dict[str, Any]:
+    fitted = dict(event)
+    for name, value in event.items():
+        if isinstance(value, str):
+            value = _UNSTORABLE.sub("\ufffd", value)
+            limit = _LIMITS.get(name)
+            fitted[name] = value[:limit] if limit is not None else value
+    return fitted
+
 
 async def record_audit(tx: Tx, events: list[dict[str, Any]]) -> None:
+    """Write a batch; every record fitted to the columns, so one never refuses the others."""
     if events:
-        await tx.execute(insert(audit_events), events)
+        await tx.execute(insert(audit_events), [_fitted(event) for event in events])
 
 
 async def audit_rows(
