@@ -142,7 +142,7 @@ async def test_unshown_changes_keep_the_version(store: Store, migrated_url: str)
     await write(store, "UPDATE chat_groups SET status = 'SUSPENDED'")
     assert await version() == first + 1
     await write(store, "UPDATE chat_groups SET number_id = 2")
-    async with store.tx() as conn:
+    async with store.write() as conn:
         rows = (
             await conn.execute(text("SELECT number_id, version FROM chat_group_versions"))
         ).all()
