@@ -37,7 +37,8 @@ project: any layer may raise or catch what it names.
     │   └── SeedError                  a bulk seeding plan that cannot be carried out (store.seed)
     └── SimulatorError                 the built-in Meta simulator's own refusals (sandbox.errors)
         ├── MetaErrorAnswer            a Graph error answer of the simulator (code, HTTP status)
-        └── ControlRefused             a test control it refused (e.g. tapping a full group's link)
+        ├── ControlRefused             a test control it refused (e.g. tapping a full group's link)
+        └── SandboxError               the same refusal as a test sees it (opencams.testing)
 
 Wire errors follow the official SDK: it raises on 4xx/5xx and returns 2xx bodies as responses
 (docs/errors.md lists every code with its cause). Foreign exceptions (sqlite3, psycopg, httpx)

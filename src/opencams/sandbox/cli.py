@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .app import Simulator
 from .config import SandboxConfig
+from .state import Operation
 
 # opencams GroupId -> Meta's group id; raises LookupError when the GroupId is unknown.
 GroupResolver = Callable[[str], str]
@@ -27,17 +28,6 @@ GroupResolver = Callable[[str], str]
 DEFAULT_URL = "http://127.0.0.1:8080/_sandbox"
 GRAPH_VERSION = "v23.0"
 
-# The operations fail-next knows (state.OPERATIONS; a test keeps the two in step).
-Operation = Literal[
-    "create",
-    "get",
-    "list",
-    "update",
-    "delete",
-    "invite-link",
-    "remove-participants",
-    "join-requests",
-]
 
 UrlOption = Annotated[
     str,

@@ -11,7 +11,7 @@ import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from .ids import invite_link, make_group_id, new_group_jid, new_invite_code, new_request_id
 
@@ -26,7 +26,7 @@ JoinApprovalMode = Literal["auto_approve", "approval_required"]
 FailMode = Literal["sync", "webhook"]
 
 # Operation names used by fail-next (docs/simulator.md), plus `join-requests` (list/approve/reject).
-OPERATIONS = (
+Operation = Literal[
     "create",
     "get",
     "list",
@@ -35,7 +35,8 @@ OPERATIONS = (
     "invite-link",
     "remove-participants",
     "join-requests",
-)
+]
+OPERATIONS: tuple[str, ...] = get_args(Operation)
 # Operations answered by a webhook, the only ones a `mode: webhook` failure makes sense for.
 WEBHOOK_OPERATIONS = ("create", "update", "delete", "remove-participants")
 

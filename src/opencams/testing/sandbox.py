@@ -16,20 +16,11 @@ from typing import Any, Literal, cast
 
 import httpx
 
-Operation = Literal[
-    "create",
-    "get",
-    "list",
-    "update",
-    "delete",
-    "invite-link",
-    "remove-participants",
-    "join-requests",
-]
-WEBHOOK_OPERATIONS = ("create", "update", "delete", "remove-participants")
+from opencams.errors import SimulatorError
+from opencams.sandbox.state import Operation
 
 
-class SandboxError(Exception):
+class SandboxError(SimulatorError):
     """A control refused: `status` (HTTP), `error` (its message), `code` (Meta's, if any)."""
 
     def __init__(self, status: int, error: str, code: int | None = None) -> None:
