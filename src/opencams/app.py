@@ -291,6 +291,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     application = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={404: http_error, 405: http_error}
     )
+    # `/healthz/` is no path of ours: a 404 in the envelope, not Starlette's redirect to the
+    # path without the slash (an empty 307 that no CAMS client expects).
+    application.router.redirect_slashes = False
     application.state.parts = Parts(store, graph, throttle, audit, simulator)
     return application
 

@@ -311,6 +311,9 @@ def test_other_paths_get_the_envelope(plain: LiveServer) -> None:
     missing = httpx.get(f"{plain.url}/no/such/path", timeout=10)
     assert missing.status_code == 404
     assert missing.json()["Code"] == "InvalidAction.NotFound"
+    for slashed in ("/healthz/", "/webhooks/whatsapp/"):  # no redirect to the path without it
+        answer = httpx.get(f"{plain.url}{slashed}", timeout=10)
+        assert (answer.status_code, answer.json()["Code"]) == (404, "InvalidAction.NotFound")
     wrong = httpx.post(f"{plain.url}/healthz", timeout=10)
     assert (wrong.status_code, wrong.json()["Code"]) == (405, "UnsupportedHTTPMethod")
     assert wrong.headers["allow"] == "GET"

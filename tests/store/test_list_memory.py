@@ -147,3 +147,21 @@ async def test_unshown_changes_keep_the_version(store: Store, migrated_url: str)
             await conn.execute(text("SELECT number_id, version FROM chat_group_versions"))
         ).all()
     assert dict(tuple(r) for r in rows) == {1: first + 2, 2: 1}
+
+
+async def test_a_subject_filter_longer_than_any_subject_matches_nothing(
+    store: Store, migrated_url: str
+) -> None:
+    """SQLite refuses LIKE patterns over 50,000 bytes; such a filter is an empty page, never an
+    unavailable database."""
+    seed_tenancy(migrated_url)
+    await write(
+        store,
+        "INSERT INTO chat_groups (id, number_id, channel_type, subject, subject_search, status,"
+        " participant_count, created_at, updated_at) VALUES ('G1', 1, 'WHATSAPP', 'a', 'a',"
+        " 'ACTIVE', 0, 1, 1)",
+    )
+    for length in (513, 50_001, 100_000):
+        flt = GroupFilter(number_id=1, subject_contains="a" * length, business_number="n")
+        assert await store.list_groups(flt, 0, 20) == (0, [])
+    assert (await store.list_groups(GroupFilter(number_id=1, subject_contains="a"), 0, 20))[0] == 1

@@ -32,6 +32,7 @@ from opencams.store.tables import chat_group_counts, chat_group_versions, chat_g
 FILTER_FIELDS = ("channel_type", "status", "subject_contains", "group_type", "group_link")
 MAX_LISTS = 1024  # remembered lists per process (number × filter)
 MAX_ANCHORS = 64  # anchors per list
+SUBJECT_SEARCH = int(chat_groups.c.subject_search.type.length or 0)  # type: ignore[attr-defined]
 
 # chat_groups' columns of GroupRecord, in its order, without business_number (the caller's).
 LIST_COLUMNS = (
@@ -191,6 +192,10 @@ async def read_page(
 ) -> tuple[int, Sequence[Any], Lesson]:
     """Total and the page's rows (LIST_COLUMNS), in one unit of work; and what was learnt."""
     filters = shape(flt)
+    if flt.subject_contains is not None and len(flt.subject_contains.casefold()) > SUBJECT_SEARCH:
+        # Longer than any subject the column holds: it matches nothing (and SQLite refuses LIKE
+        # patterns over 50,000 bytes, which must not look like an unavailable database).
+        return 0, [], Lesson((), 0)
     stmts = statements(filters)
     params = values(flt)
     version = (await tx.execute(VERSION_QUERY, {"number_id": flt.number_id})).scalar()
