@@ -8,6 +8,8 @@ query string that differs from the canonical one, any method and path, any body.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -17,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -32,20 +34,70 @@ def pe(value: str) -> str:
     return quote(value, safe="~")
 
 
-def query_string(pairs: Sequence[tuple[str, str]]) -> str:
-    return "&".join(f"{pe(k)}={pe(v)}" for k, v in pairs)
+@dataclass(frozen=True)
+class Raw:
+    """A query value sent exactly as `escaped` (invalid UTF-8 escapes, bare `%`, …); it is
+    signed as what a server decodes it to (UTF-8 with replacement characters)."""
+
+    escaped: str
+
+    @property
+    def decoded(self) -> str:
+        return unquote(self.escaped, errors="replace")
 
 
-def v3_sign(
+Value = str | Raw
+
+
+def decoded(value: Value) -> str:
+    return value.decoded if isinstance(value, Raw) else value
+
+
+def query_string(pairs: Sequence[tuple[str, Value]]) -> str:
+    return "&".join(f"{pe(k)}={v.escaped if isinstance(v, Raw) else pe(v)}" for k, v in pairs)
+
+
+def canonical_query(pairs: Sequence[tuple[str, Value]]) -> str:
+    return "&".join(f"{pe(k)}={pe(v)}" for k, v in sorted((k, decoded(v)) for k, v in pairs))
+
+
+@dataclass
+class Wire:
+    """A request as bytes go on the wire: method, target (path and query), headers, body."""
+
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+    def raw(self) -> bytes:
+        lines = [f"{self.method} {self.target} HTTP/1.1"]
+        names = {k.lower() for k, _ in self.headers}
+        headers = list(self.headers)
+        if self.body and "content-length" not in names:
+            headers.append(("content-length", str(len(self.body))))
+        lines += [f"{k}: {v}" for k, v in headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+    def request(self, base_url: str, timeout: float = 30.0) -> httpx.Request:
+        return httpx.Request(
+            self.method,
+            base_url.rstrip("/") + self.target,
+            headers=self.headers,
+            content=self.body,
+            extensions={"timeout": _timeout(timeout)},
+        )
+
+
+def v3_wire(
     base_url: str,
     action: str,
-    pairs: Sequence[tuple[str, str]],
+    pairs: Sequence[tuple[str, Value]],
     key_id: str,
     secret: str,
     *,
     method: str = "POST",
     path: str = "/",
-    raw_query: str | None = None,
     body: bytes = b"",
     content_type: str | None = None,
     extra_headers: dict[str, str] | None = None,
@@ -53,10 +105,8 @@ def v3_sign(
     version: str = "2020-06-06",
     date: str | None = None,
     nonce: str | None = None,
-    timeout: float = 30.0,
-) -> httpx.Request:
-    """An ACS3-HMAC-SHA256 request. `pairs` are the (decoded) query parameters the canonical
-    query is made of; `raw_query`, if given, is sent instead of their encoding."""
+) -> Wire:
+    """An ACS3-HMAC-SHA256 request; `pairs` are the query parameters (names may repeat)."""
     host = httpx.URL(base_url).netloc.decode()
     headers = {
         "host": host,
@@ -75,7 +125,7 @@ def v3_sign(
         [
             method,
             path,
-            query_string(sorted(pairs)),
+            canonical_query(pairs),
             "".join(f"{n}:{headers[n].strip()}\n" for n in names),
             ";".join(names),
             headers["x-acs-content-sha256"],
@@ -87,11 +137,48 @@ def v3_sign(
         f"ACS3-HMAC-SHA256 Credential={key_id},SignedHeaders={';'.join(names)},Signature={signature}"
     )
     headers.update(unsigned_headers or {})
-    query = raw_query if raw_query is not None else query_string(pairs)
-    url = base_url.rstrip("/") + path + ("?" + query if query else "")
-    return httpx.Request(
-        method, url, headers=headers, content=body, extensions={"timeout": _timeout(timeout)}
-    )
+    query = query_string(pairs)
+    return Wire(method, path + ("?" + query if query else ""), list(headers.items()), body)
+
+
+def v3_sign(
+    base_url: str,
+    action: str,
+    pairs: Sequence[tuple[str, Value]],
+    key_id: str,
+    secret: str,
+    *,
+    timeout: float = 30.0,
+    **options: Any,
+) -> httpx.Request:
+    return v3_wire(base_url, action, pairs, key_id, secret, **options).request(base_url, timeout)
+
+
+def v1_pairs(
+    action: str,
+    pairs: Sequence[tuple[str, Value]],
+    key_id: str,
+    secret: str,
+    *,
+    method: str = "GET",
+    timestamp: str | None = None,
+    nonce: str | None = None,
+) -> list[tuple[str, Value]]:
+    """tests/signing.py's V1 algorithm over parameters whose names may repeat."""
+    signed: list[tuple[str, Value]] = [
+        ("Action", action),
+        ("Version", "2020-06-06"),
+        ("Format", "JSON"),
+        ("AccessKeyId", key_id),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("SignatureNonce", nonce or uuid.uuid4().hex),
+        ("Timestamp", timestamp or utc_stamp()),
+        *pairs,
+    ]
+    to_sign = f"{method}&{pe('/')}&{pe(canonical_query(signed))}"
+    digest = hmac.new((secret + "&").encode(), to_sign.encode(), hashlib.sha1).digest()
+    return [*signed, ("Signature", base64.b64encode(digest).decode())]
 
 
 def _timeout(seconds: float) -> dict[str, float]:
@@ -132,13 +219,16 @@ def envelope_problem(response: httpx.Response) -> str | None:
 
 @dataclass
 class Case:
-    """One request, the kind of hostility it carries, and the codes it may be answered with
-    (None: any refusal or business error will do)."""
+    """One request (an httpx request, or raw bytes for what httpx will not send), the kind of
+    hostility it carries, and what the answer must be: `codes`, the codes it may be answered
+    with (None: any contract code); `status`, the HTTP status it must have; `must_refuse`: an
+    HTTP 200 counts as an acceptance."""
 
     kind: str
-    request: httpx.Request
-    expect: frozenset[str] | None = None
-    may_succeed: bool = False  # a valid request with odd-but-legal input
+    request: httpx.Request | bytes
+    codes: frozenset[str] | None = None
+    status: int | None = None
+    must_refuse: bool = False
 
 
 @dataclass
@@ -157,8 +247,13 @@ class Tally:
     seconds: float = 0.0
 
     def note(self, problem: str) -> None:
-        if len(self.problems) < 30:
+        """Keep a few examples of each kind of problem, for the failure message."""
+        head = problem.split(":", 1)[0]
+        if len(self.problems) < 80 and sum(p.startswith(head + ":") for p in self.problems) < 4:
             self.problems.append(problem)
+
+    def report(self) -> str:
+        return "\n".join(self.problems)
 
     def judge(self, case: Case, outcome: httpx.Response | BaseException) -> None:
         self.sent += 1
@@ -166,7 +261,7 @@ class Tally:
         if isinstance(outcome, BaseException):
             name = type(outcome).__name__
             kind[name] += 1
-            if isinstance(outcome, httpx.TimeoutException):
+            if isinstance(outcome, httpx.TimeoutException | TimeoutError):
                 self.timeouts += 1
             else:
                 self.resets += 1
@@ -186,12 +281,30 @@ class Tally:
         if status >= 500:
             self.server_errors += 1
             self.note(f"{case.kind}: HTTP {status} {outcome.content[:200]!r}")
-        elif status == 200 and not case.may_succeed and case.expect is not None:
+        elif case.must_refuse and status == 200:
             self.accepted += 1
             self.note(f"{case.kind}: accepted: {outcome.content[:200]!r}")
-        elif case.expect is not None and code not in case.expect:
+        elif (case.codes is not None and code not in case.codes) or (
+            case.status is not None and status != case.status
+        ):
             self.unexpected += 1
-            self.note(f"{case.kind}: HTTP {status} {code}, expected one of {sorted(case.expect)}")
+            wanted = f"{case.status or 'any status'} {sorted(case.codes or ['any code'])}"
+            self.note(f"{case.kind}: HTTP {status} {code}, expected {wanted}")
+
+    def add(self, other: Tally) -> None:
+        self.sent += other.sent
+        self.accepted += other.accepted
+        self.server_errors += other.server_errors
+        self.resets += other.resets
+        self.timeouts += other.timeouts
+        self.statuses.update(other.statuses)
+        self.codes.update(other.codes)
+        for kind, counts in other.by_kind.items():
+            self.by_kind.setdefault(kind, Counter()).update(counts)
+        self.problems += other.problems
+        self.bad_envelopes += other.bad_envelopes
+        self.unexpected += other.unexpected
+        self.seconds += other.seconds
 
     def kinds_line(self) -> str:
         return "; ".join(
@@ -208,20 +321,88 @@ def new_client(concurrency: int) -> httpx.AsyncClient:
     )
 
 
+async def raw_exchange(port: int, data: bytes, seconds: float = 30.0) -> httpx.Response:
+    """Write `data` on a new connection to 127.0.0.1:`port` and read one HTTP/1.1 answer.
+
+    The write goes on while the answer is read: a server may answer before it has read all.
+    An answer read in full counts, whatever became of the rest of the write. Raises
+    asyncio.IncompleteReadError / ConnectionError when the server closes without an answer.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def write() -> None:
+        writer.write(data)
+        await writer.drain()
+
+    sending = asyncio.create_task(write())
+    try:
+        async with asyncio.timeout(seconds):
+            status = 100
+            while 100 <= status < 200:  # interim answers (100 Continue) come before the answer
+                head = await reader.readuntil(b"\r\n\r\n")
+                status_line, *lines = head.decode("latin-1").split("\r\n")
+                status = int(status_line.split(" ", 2)[1])
+            headers = [
+                (name.strip(), value.strip())
+                for name, _, value in (line.partition(":") for line in lines if line)
+            ]
+            length = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
+            chunked = any(
+                k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers
+            )
+            if length is not None:
+                body = await reader.readexactly(length)
+            elif chunked:
+                body = b""
+                while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+                    body += await reader.readexactly(size + 2)
+                    body = body[:-2]
+                await reader.readuntil(b"\r\n")
+            else:
+                body = await reader.read()
+    finally:
+        unsent = not sending.done()
+        sending.cancel()
+        with contextlib.suppress(BaseException):
+            await sending
+        if unsent:
+            writer.transport.abort()  # close() would wait for the unsent bytes to drain
+        else:
+            writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(5):
+                await writer.wait_closed()
+    return httpx.Response(status, headers=headers, content=body)
+
+
 async def send_all(
-    client: httpx.AsyncClient, cases: Iterable[Case], concurrency: int, tally: Tally
+    client: httpx.AsyncClient,
+    cases: Iterable[Case],
+    concurrency: int,
+    tally: Tally,
+    port: int | None = None,
 ) -> Tally:
-    """Send every case (at most `concurrency` at once) and judge each answer into `tally`."""
+    """Send every case (at most `concurrency` at once) and judge each answer into `tally`.
+    Raw cases go to 127.0.0.1:`port`."""
     started = time.monotonic()
     queue: asyncio.Queue[Case | None] = asyncio.Queue(maxsize=concurrency * 2)
+
+    failures: list[Exception] = []  # the test's own bugs: re-raised once the queue is done
 
     async def worker() -> None:
         while (case := await queue.get()) is not None:
             outcome: httpx.Response | BaseException
             try:
-                outcome = await client.send(case.request)
-            except httpx.HTTPError as exc:
+                if isinstance(case.request, bytes):
+                    assert port is not None
+                    outcome = await raw_exchange(port, case.request)
+                else:
+                    outcome = await client.send(case.request)
+            except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
                 outcome = exc
+            except Exception as exc:
+                failures.append(exc)
+                continue
             tally.judge(case, outcome)
 
     workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
@@ -231,6 +412,8 @@ async def send_all(
         await queue.put(None)
     await asyncio.gather(*workers)
     tally.seconds += time.monotonic() - started
+    if failures:
+        raise failures[0]
     return tally
 
 

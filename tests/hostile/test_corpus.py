@@ -1,0 +1,140 @@
+"""The hostile corpus (tests/hostile/corpus.py) through the real server: never a 5xx, never a
+connection dropped without an answer, every answer the contract's JSON with Code and RequestId,
+and the documented answer where there is one; afterwards the server still serves. And clients
+that go away in the middle of their body: audited as ClientClosedRequest, no traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+
+import httpx
+from alibabacloud_cams20200606 import models as m
+
+from tests.conformance.conftest import (
+    KEY_A,
+    NUM_BAD,
+    SPACE_A1,
+    make_client,
+    new_active_group,
+    wait_for,
+)
+from tests.hostile.corpus import Target, parameter_cases, protocol_cases, raw_cases
+from tests.hostile.figures import record, scaled
+from tests.hostile.wire import Tally, new_client, send_all, v3_wire
+from tests.live import LiveServer, query_db
+
+CONCURRENCY = 12
+
+
+def valid_list(server: LiveServer) -> str:
+    request = m.ListChatGroupRequest(
+        cust_space_id=SPACE_A1,
+        business_number=NUM_BAD,
+        page=m.ListChatGroupRequestPage(index=1, size=1),
+    )
+    return str(make_client(server, KEY_A).list_chat_group(request).body.code)
+
+
+def tracebacks(log: str) -> int:
+    return log.count("Traceback")
+
+
+async def test_hostile_corpus(backend_server: tuple[str, LiveServer]) -> None:
+    backend, server = backend_server
+    client = make_client(server, KEY_A)
+    group_id, _ = await asyncio.to_thread(new_active_group, client, NUM_BAD, "Corpus")
+    victim_id, _ = await asyncio.to_thread(new_active_group, client, NUM_BAD, "Victim")
+    port = int(server.url.rsplit(":", 1)[1])
+    target = Target(server.url, port, NUM_BAD, group_id, victim_id)
+    log_start = len(server.log())
+    rng = random.Random(606)
+    params, protocol, raw = Tally(), Tally(), Tally()
+    rounds = scaled(1)
+    async with new_client(CONCURRENCY) as http:
+        for _ in range(rounds):
+            await send_all(http, parameter_cases(target, rng), CONCURRENCY, params, port)
+            await send_all(http, protocol_cases(target), CONCURRENCY, protocol, port)
+            await send_all(http, raw_cases(server.endpoint), CONCURRENCY, raw, port)
+    after = await asyncio.to_thread(valid_list, server)
+    async with httpx.AsyncClient() as http:
+        healthy = (await http.get(f"{server.url}/healthz", timeout=10)).status_code
+    total = Tally()
+    for part in (params, protocol, raw):
+        total.add(part)
+    traced = tracebacks(server.log()[log_start:])
+    record(
+        f"hostile corpus [{backend}]: {total.sent} requests ({params.sent} hostile parameter "
+        f"values over 8 actions, {protocol.sent} hostile HTTP, {raw.sent} raw/unparsable), "
+        f"{total.server_errors} 5xx, {total.resets} resets, {total.timeouts} timeouts, "
+        f"{total.bad_envelopes} bodies without Code/RequestId, {total.unexpected} answers "
+        f"other than documented; afterwards ListChatGroup {after}, /healthz {healthy}, "
+        f"{traced} tracebacks in the server log ({total.sent / total.seconds:.0f} requests/s)"
+    )
+    record(f"hostile corpus [{backend}] HTTP-level answers: {protocol.kinds_line()}")
+    record(f"hostile corpus [{backend}] raw answers: {raw.kinds_line()}")
+    record(
+        f"hostile corpus [{backend}] parameter answers: "
+        + ", ".join(f"{n}×{c}" for c, n in params.codes.most_common())
+    )
+    assert params.sent >= 1500
+    assert total.server_errors == 0, total.report()
+    assert total.resets == 0 and total.timeouts == 0, total.report()
+    assert total.bad_envelopes == 0, total.report()
+    assert total.unexpected == 0, total.report()
+    assert (after, healthy) == ("OK", 200)
+    assert traced == 0, server.log()[log_start:][-5000:]
+
+
+async def test_clients_gone_mid_body(backend_server: tuple[str, LiveServer]) -> None:
+    """Signed requests whose body stops half-way: the client closes (FIN) or aborts (RST)."""
+    backend, server = backend_server
+    port = int(server.url.rsplit(":", 1)[1])
+    count = scaled(20)
+    since = int(time.time() * 1000) - 1000
+    log_start = len(server.log())
+    pairs = [("CustSpaceId", SPACE_A1), ("BusinessNumber", NUM_BAD), ("Subject", "gone")]
+    for i in range(count):
+        body = b"p" * 100_000
+        wire = v3_wire(
+            server.url,
+            "AddChatGroup",
+            pairs,
+            *KEY_A,
+            body=body,
+            content_type="application/x-www-form-urlencoded",
+        )
+        data = wire.raw()
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(data[: len(data) - len(body) + 1000])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        if i % 2:
+            writer.transport.abort()
+        else:
+            writer.close()
+            await writer.wait_closed()
+
+    def audited() -> int:
+        rows = query_db(
+            server,
+            "SELECT count(*) FROM audit_events WHERE code = 'ClientClosedRequest' AND at >= :t",
+            t=since,
+        )
+        return int(rows[0][0])
+
+    with contextlib.suppress(AssertionError):  # the figure below says how many came
+        await asyncio.to_thread(wait_for, lambda: audited() >= count, 5.0)
+    seen = audited()
+    after = await asyncio.to_thread(valid_list, server)
+    traced = tracebacks(server.log()[log_start:])
+    record(
+        f"clients gone mid-body [{backend}]: {count} (half FIN, half RST), {seen} audited "
+        f"ClientClosedRequest, {traced} tracebacks in the server log; afterwards ListChatGroup "
+        f"{after}"
+    )
+    assert after == "OK"
+    assert traced == 0, server.log()[log_start:][-5000:]
+    assert seen >= count
