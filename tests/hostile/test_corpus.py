@@ -138,3 +138,45 @@ async def test_clients_gone_mid_body(backend_server: tuple[str, LiveServer]) -> 
     assert after == "OK"
     assert traced == 0, server.log()[log_start:][-5000:]
     assert seen >= count
+
+
+async def test_one_hostile_call_loses_no_audit_record(
+    backend_server: tuple[str, LiveServer],
+) -> None:
+    """Audit records are written in batches: a value one record cannot store (an action name of
+    100 characters, answered InvalidAction.NotFound) must not take its batch-mates with it."""
+    backend, server = backend_server
+    pairs = [
+        ("CustSpaceId", SPACE_A1),
+        ("BusinessNumber", NUM_BAD),
+        ("Page", '{"Index":1,"Size":1}'),
+    ]
+    count = scaled(30)
+    async with new_client(8) as http:
+        valid = [
+            v3_wire(server.url, "ListChatGroup", pairs, *KEY_A).request(server.url)
+            for _ in range(count)
+        ]
+        hostile = [
+            v3_wire(server.url, "A" * 100, pairs, *KEY_A).request(server.url) for _ in range(3)
+        ]
+        answers = await asyncio.gather(
+            *(http.send(r) for r in [*valid[: count // 2], *hostile, *valid[count // 2 :]])
+        )
+    ids = [a.headers["x-acs-request-id"] for a in answers if a.status_code == 200]
+    refused = [a.json()["Code"] for a in answers if a.status_code != 200]
+    assert len(ids) == count and refused == ["InvalidAction.NotFound"] * 3, refused
+
+    def found() -> int:
+        marks = ", ".join(f"'{i}'" for i in ids)
+        rows = query_db(server, f"SELECT count(*) FROM audit_events WHERE request_id IN ({marks})")
+        return int(rows[0][0])
+
+    with contextlib.suppress(AssertionError):
+        await asyncio.to_thread(wait_for, lambda: found() == count, 5.0)
+    audited = found()
+    record(
+        f"audit under a hostile action name [{backend}]: {audited} of {count} valid calls "
+        f"audited when 3 calls with a 100-character action were in the same batches"
+    )
+    assert audited == count
