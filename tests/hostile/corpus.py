@@ -594,7 +594,6 @@ def protocol_cases(target: Target) -> Iterator[Case]:
     )
 
     # Hostile signature headers (signed requests whose Authorization or x-acs-* are odd).
-    wire = v3_wire(url, "ListChatGroup", listing, *KEY_A)
     for name, value in (
         ("authorization", "ACS3-HMAC-SHA256"),
         ("authorization", "ACS3-HMAC-SHA256 " + "," * 10_000),
@@ -620,6 +619,7 @@ def protocol_cases(target: Target) -> Iterator[Case]:
         ("x-forwarded-for", "1.2.3.4, " * 2000),
         ("x-forwarded-proto", "https" * 1000),
     ):
+        wire = v3_wire(url, "ListChatGroup", listing, *KEY_A)  # a nonce of its own
         headers = [(k, v) for k, v in wire.headers if k != name] + [(name, value)]
         yield Case("signature headers", Wire(wire.method, wire.target, headers).raw())
 
