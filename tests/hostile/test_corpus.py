@@ -180,3 +180,48 @@ async def test_one_hostile_call_loses_no_audit_record(
         f"audited when 3 calls with a 100-character action were in the same batches"
     )
     assert audited == count
+
+
+async def test_forwarding_headers_of_an_untrusted_client_are_ignored(
+    backend_server: tuple[str, LiveServer],
+) -> None:
+    """No OPENCAMS_TRUSTED_PROXIES: X-Forwarded-For/-Proto, however many, are not believed; the
+    audited address is the connection's."""
+    backend, server = backend_server
+    pairs = [
+        ("CustSpaceId", SPACE_A1),
+        ("BusinessNumber", NUM_BAD),
+        ("Page", '{"Index":1,"Size":1}'),
+    ]
+    spoofs = [
+        {"x-forwarded-for": "203.0.113.7"},
+        {"x-forwarded-for": "203.0.113.7, 127.0.0.1"},
+        {"x-forwarded-for": "::1, 10.0.0.1", "x-forwarded-proto": "https"},
+        {"x-forwarded-for": "not-an-address", "x-forwarded-proto": "gopher"},
+        {"forwarded": "for=203.0.113.7;proto=https", "x-real-ip": "203.0.113.7"},
+    ]
+    async with new_client(4) as http:
+        answers = [
+            await http.send(
+                v3_wire(server.url, "ListChatGroup", pairs, *KEY_A, unsigned_headers=h).request(
+                    server.url
+                )
+            )
+            for h in spoofs
+        ]
+    assert [a.json()["Code"] for a in answers] == ["OK"] * len(spoofs)
+    ids = [a.headers["x-acs-request-id"] for a in answers]
+
+    def sources() -> list[str]:
+        marks = ", ".join(f"'{i}'" for i in ids)
+        rows = query_db(server, f"SELECT source_ip FROM audit_events WHERE request_id IN ({marks})")
+        return [str(r[0]) for r in rows]
+
+    with contextlib.suppress(AssertionError):
+        await asyncio.to_thread(wait_for, lambda: len(sources()) == len(ids), 5.0)
+    seen = sources()
+    record(
+        f"forwarding headers [{backend}]: {len(spoofs)} spoofed X-Forwarded-For/-Proto from an "
+        f"untrusted client, audited source addresses {sorted(set(seen))}"
+    )
+    assert seen == ["127.0.0.1"] * len(spoofs)
