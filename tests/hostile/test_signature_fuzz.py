@@ -301,6 +301,7 @@ async def test_signature_fuzz(backend_server: tuple[str, LiveServer]) -> None:
     assert v3.sent == V3_COUNT and v1.sent == V1_COUNT
     assert total.accepted == 0, total.report()
     assert total.server_errors == 0, total.report()
+    assert total.client_errors == 0, total.report()
     assert total.resets == 0 and total.timeouts == 0, total.report()
     assert total.bad_envelopes == 0, total.report()
     assert total.unexpected == 0, total.report()

@@ -25,9 +25,6 @@ import httpx
 
 from tests.signing import utc_stamp
 
-# httpx errors that mean the server dropped or refused the connection instead of answering.
-RESETS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
-
 
 def pe(value: str) -> str:
     """RFC 3986 percent-encoding, as both published signers use it."""
@@ -236,8 +233,9 @@ class Tally:
     sent: int = 0
     accepted: int = 0  # HTTP 200 to something that had to be refused
     server_errors: int = 0  # HTTP 5xx
-    resets: int = 0
+    resets: int = 0  # the connection closed, refused or broken without an answer
     timeouts: int = 0
+    client_errors: int = 0  # httpx would not send it: the test's mistake, not the server's
     statuses: Counter[int] = field(default_factory=Counter)
     codes: Counter[str] = field(default_factory=Counter)
     by_kind: dict[str, Counter[str]] = field(default_factory=dict)
@@ -261,7 +259,9 @@ class Tally:
         if isinstance(outcome, BaseException):
             name = type(outcome).__name__
             kind[name] += 1
-            if isinstance(outcome, httpx.TimeoutException | TimeoutError):
+            if isinstance(outcome, httpx.LocalProtocolError):
+                self.client_errors += 1
+            elif isinstance(outcome, httpx.TimeoutException | TimeoutError):
                 self.timeouts += 1
             else:
                 self.resets += 1
@@ -297,6 +297,7 @@ class Tally:
         self.server_errors += other.server_errors
         self.resets += other.resets
         self.timeouts += other.timeouts
+        self.client_errors += other.client_errors
         self.statuses.update(other.statuses)
         self.codes.update(other.codes)
         for kind, counts in other.by_kind.items():
