@@ -27,8 +27,9 @@ from tests.hostile.wire import Tally, new_client, send_all, v3_wire
 from tests.live import LiveServer, query_db
 
 CONCURRENCY = 12
-# The audit log is written every quarter second: what earlier tests left pending (and logged)
-# has landed after this, so that a test counts the tracebacks of its own requests only.
+# The audit log is written every quarter second, and a dead audit task is reported (logged) only
+# when the next call replaces it: settle() lets both happen, so that a test counts the
+# tracebacks of its own requests.
 AUDIT_SETTLE = 1.0
 
 
@@ -39,6 +40,15 @@ def valid_list(server: LiveServer) -> str:
         page=m.ListChatGroupRequestPage(index=1, size=1),
     )
     return str(make_client(server, KEY_A).list_chat_group(request).body.code)
+
+
+async def settle(server: LiveServer) -> str:
+    """Let pending audit records land; then one valid call (which reports a dead audit task);
+    returns its Code."""
+    await asyncio.sleep(AUDIT_SETTLE)
+    code = await asyncio.to_thread(valid_list, server)
+    await asyncio.sleep(AUDIT_SETTLE / 2)
+    return code
 
 
 def tracebacks(log: str) -> int:
@@ -52,7 +62,7 @@ async def test_hostile_corpus(backend_server: tuple[str, LiveServer]) -> None:
     victim_id, _ = await asyncio.to_thread(new_active_group, client, NUM_BAD, "Victim")
     port = int(server.url.rsplit(":", 1)[1])
     target = Target(server.url, port, NUM_BAD, group_id, victim_id)
-    await asyncio.sleep(AUDIT_SETTLE)
+    await settle(server)
     log_start = len(server.log())
     rng = random.Random(606)
     params, protocol, raw = Tally(), Tally(), Tally()
@@ -62,7 +72,7 @@ async def test_hostile_corpus(backend_server: tuple[str, LiveServer]) -> None:
             await send_all(http, parameter_cases(target, rng), CONCURRENCY, params, port)
             await send_all(http, protocol_cases(target), CONCURRENCY, protocol, port)
             await send_all(http, raw_cases(server.endpoint), CONCURRENCY, raw, port)
-    after = await asyncio.to_thread(valid_list, server)
+    after = await settle(server)
     async with httpx.AsyncClient() as http:
         healthy = (await http.get(f"{server.url}/healthz", timeout=10)).status_code
     total = Tally()
@@ -98,8 +108,8 @@ async def test_clients_gone_mid_body(backend_server: tuple[str, LiveServer]) -> 
     backend, server = backend_server
     port = int(server.url.rsplit(":", 1)[1])
     count = scaled(20)
+    await settle(server)
     since = int(time.time() * 1000) - 1000
-    await asyncio.sleep(AUDIT_SETTLE)
     log_start = len(server.log())
     pairs = [("CustSpaceId", SPACE_A1), ("BusinessNumber", NUM_BAD), ("Subject", "gone")]
     for i in range(count):
@@ -134,7 +144,7 @@ async def test_clients_gone_mid_body(backend_server: tuple[str, LiveServer]) -> 
     with contextlib.suppress(AssertionError):  # the figure below says how many came
         await asyncio.to_thread(wait_for, lambda: audited() >= count, 5.0)
     seen = audited()
-    after = await asyncio.to_thread(valid_list, server)
+    after = await settle(server)
     traced = tracebacks(server.log()[log_start:])
     record(
         f"clients gone mid-body [{backend}]: {count} (half FIN, half RST), {seen} audited "
