@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.conftest import TENANCY
+from tests.conformance.tenancy import TENANCY
 from tests.databases import BACKENDS, database_url
 from tests.hostile.figures import FIGURES, FULL
 from tests.live import LiveServer, live_server

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.conformance.conftest import KEY_A, SPACE_A1
+from tests.conformance.tenancy import KEY_A, SPACE_A1
 from tests.hostile.wire import (
     Case,
     Raw,

@@ -13,14 +13,8 @@ import time
 import httpx
 from alibabacloud_cams20200606 import models as m
 
-from tests.conformance.conftest import (
-    KEY_A,
-    NUM_BAD,
-    SPACE_A1,
-    make_client,
-    new_active_group,
-    wait_for,
-)
+from tests.conformance.helpers import make_client, new_active_group, wait_for
+from tests.conformance.tenancy import KEY_A, NUM_BAD, SPACE_A1
 from tests.hostile.corpus import Target, parameter_cases, protocol_cases, raw_cases
 from tests.hostile.figures import record, scaled
 from tests.hostile.wire import Tally, new_client, send_all, v3_wire

@@ -24,16 +24,8 @@ from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 from sqlalchemy import text
 
 from opencams.store.db import make_sync_engine
-from tests.conformance.conftest import (
-    APP_SECRET,
-    KEY_A,
-    NUM_SYNC,
-    SPACE_A1,
-    TENANCY,
-    list_groups,
-    make_client,
-    raw_call,
-)
+from tests.conformance.helpers import list_groups, make_client, raw_call
+from tests.conformance.tenancy import APP_SECRET, KEY_A, NUM_SYNC, SPACE_A1, TENANCY
 from tests.databases import BACKENDS, database_url
 from tests.hostile.figures import record, scaled
 from tests.live import BIN, LiveServer, free_port, live_server, run_cli

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conformance.conftest import KEY_A, NUM_LIFE, SPACE_A1, TENANCY
+from tests.conformance.tenancy import KEY_A, NUM_LIFE, SPACE_A1, TENANCY
 from tests.databases import BACKENDS, database_url
 from tests.hostile.figures import record, scaled
 from tests.hostile.wire import query_string, rebuild, summary, v3_sign

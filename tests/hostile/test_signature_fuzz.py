@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.conformance.conftest import (
+from tests.conformance.tenancy import (
     KEY_A,
     KEY_A_OFF,
     KEY_B,

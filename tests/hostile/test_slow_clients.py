@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from tests.conformance.conftest import KEY_A, NUM_BAD, SPACE_A1
+from tests.conformance.tenancy import KEY_A, NUM_BAD, SPACE_A1
 from tests.hostile.figures import record, scaled
 from tests.hostile.wire import summary, v3_sign
 from tests.live import LiveServer
