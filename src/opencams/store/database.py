@@ -165,6 +165,12 @@ class Database(Protocol):
     def write(self) -> AbstractAsyncContextManager[Tx]:
         """`async with write() as tx`: one transaction, committed when the block ends."""
 
+    async def execute(
+        self, statement: Statement, params: Params | Sequence[Params] | None = None
+    ) -> Result:
+        """One statement, a transaction of its own (one round trip on PostgreSQL): the database
+        is itself a unit of work (a Tx) whose every statement commits alone."""
+
     async def execute_each(self, statement: Statement, each: Sequence[Params]) -> list[Result]:
         """The statement once per parameter set, in one transaction (pipelined on PostgreSQL)."""
 
@@ -185,11 +191,12 @@ def _compiled(
 
 
 class _SQLiteTx:
-    __slots__ = ("_connection", "_dialect")
+    __slots__ = ("_connection", "_database", "_dialect")
 
-    def __init__(self, connection: sqlite3.Connection, dialect: Dialect) -> None:
+    def __init__(self, database: SQLiteDatabase, connection: sqlite3.Connection) -> None:
+        self._database = database
         self._connection = connection
-        self._dialect = dialect
+        self._dialect = database._dialect
 
     async def execute(
         self, statement: Statement, params: Params | Sequence[Params] | None = None
@@ -198,35 +205,66 @@ class _SQLiteTx:
 
     def run(self, statement: Statement, params: Params | Sequence[Params] | None) -> Result:
         compiled = _compiled(statement, self._dialect, params)
-        if isinstance(params, Sequence):
-            cursor = self._connection.executemany(
-                compiled.sql, [self._values(compiled, each) for each in params]
-            )
-            return Result([], cursor.rowcount)
-        cursor = self._connection.execute(compiled.sql, self._values(compiled, params or {}))
-        return _result(cursor.description, cursor.fetchall(), cursor.rowcount)
-
-    @staticmethod
-    def _values(compiled: _Compiled, params: Params) -> tuple[Any, ...]:
-        literals = compiled.literals
-        return tuple(params[n] if n in params else literals[n] for n in compiled.names)
+        try:
+            if isinstance(params, Sequence):
+                cursor = self._connection.executemany(
+                    compiled.sql, [_sqlite_values(compiled, each) for each in params]
+                )
+                return Result([], cursor.rowcount)
+            cursor = self._connection.execute(compiled.sql, _sqlite_values(compiled, params or {}))
+            return _result(cursor.description, cursor.fetchall(), cursor.rowcount)
+        except sqlite3.Error as exc:
+            raise self._database.translated(exc) from exc
 
 
-@contextmanager
-def _no_turns_while_open() -> Iterator[None]:
-    """A callback queued when the transaction begins runs at the loop's next turn: if the
-    transaction is still open then, something other than its statements was awaited inside."""
-    state = [True]
+def _sqlite_values(compiled: _Compiled, params: Params) -> tuple[Any, ...]:
+    literals = compiled.literals
+    return tuple(params[n] if n in params else literals[n] for n in compiled.names)
 
-    def check() -> None:
-        if state[0]:
-            log.error(INTERLEAVED)
 
-    asyncio.get_running_loop().call_soon(check)
-    try:
-        yield
-    finally:
-        state[0] = False
+def _interleaved(open_: list[bool]) -> None:
+    """Queued when a unit of work begins, run at the loop's next turn: if the unit is still
+    open then, something other than its statements was awaited inside it."""
+    if open_[0]:
+        log.error(INTERLEAVED)
+
+
+class _SQLiteUnit:
+    """One unit of work: BEGIN on entry, COMMIT on a clean exit, ROLLBACK otherwise."""
+
+    __slots__ = ("_begin", "_database", "_open")
+
+    def __init__(self, database: SQLiteDatabase, begin: str) -> None:
+        self._database = database
+        self._begin = begin
+        self._open = [False]
+
+    async def __aenter__(self) -> _SQLiteTx:
+        database = self._database
+        try:
+            connection = database._conn()
+            if connection.in_transaction:
+                raise RuntimeError("a unit of work began inside another one (SQLite)")
+            connection.execute(self._begin)
+        except sqlite3.Error as exc:
+            raise database.translated(exc) from exc
+        self._open[0] = True
+        asyncio.get_running_loop().call_soon(_interleaved, self._open)
+        return _SQLiteTx(database, connection)
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self._open[0] = False
+        connection = self._database._connection
+        if connection is None:  # reset after a failure: nothing left to end
+            return
+        if kind is not None:
+            with suppress(sqlite3.Error):  # the original failure is the one to report
+                connection.execute("ROLLBACK")
+            return
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._database.translated(exc) from exc
 
 
 def uri_or_memory(target: str, uri: bool) -> bool:
@@ -267,43 +305,36 @@ class SQLiteDatabase:
             self._connection = connection
         return self._connection
 
-    @asynccontextmanager
-    async def _transaction(self, begin: str) -> AsyncIterator[_SQLiteTx]:
-        with self._failures():
-            connection = self._conn()
-            if connection.in_transaction:
-                raise RuntimeError("a unit of work began inside another one (SQLite)")
-            connection.execute(begin)
-            with _no_turns_while_open():
-                try:
-                    yield _SQLiteTx(connection, self._dialect)
-                except BaseException:
-                    with suppress(sqlite3.Error):  # the original failure is the one to report
-                        connection.execute("ROLLBACK")
-                    raise
-                connection.execute("COMMIT")
-
     def read(self) -> AbstractAsyncContextManager[_SQLiteTx]:
-        return self._transaction("BEGIN")
+        return _SQLiteUnit(self, "BEGIN")
 
     def write(self) -> AbstractAsyncContextManager[_SQLiteTx]:
-        return self._transaction("BEGIN IMMEDIATE")
+        return _SQLiteUnit(self, "BEGIN IMMEDIATE")
+
+    async def execute(
+        self, statement: Statement, params: Params | Sequence[Params] | None = None
+    ) -> Result:
+        """One statement, a transaction of its own (SQLite's autocommit)."""
+        try:
+            connection = self._conn()
+        except sqlite3.Error as exc:
+            raise self.translated(exc) from exc
+        return _SQLiteTx(self, connection).run(statement, params)
 
     async def execute_each(self, statement: Statement, each: Sequence[Params]) -> list[Result]:
         async with self.write() as tx:
             return [tx.run(statement, params) for params in each]
 
-    @contextmanager
-    def _failures(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.IntegrityError as exc:
-            raise StoreConflict(str(exc)) from exc
-        except (sqlite3.OperationalError, sqlite3.InterfaceError) as exc:
+    def translated(self, exc: sqlite3.Error) -> Exception:
+        """The store's error for a driver's (a broken connection is dropped, for a new one)."""
+        if isinstance(exc, sqlite3.IntegrityError):
+            return StoreConflict(str(exc))
+        if isinstance(exc, sqlite3.OperationalError | sqlite3.InterfaceError):
             self._reset()
-            raise StoreUnavailable(str(exc)) from exc
-        except sqlite3.DataError as exc:
-            raise StoreRejected(str(exc)) from exc
+            return StoreUnavailable(str(exc))
+        if isinstance(exc, sqlite3.DataError):
+            return StoreRejected(str(exc))
+        return exc
 
     def _reset(self) -> None:
         """After a failure the connection may be mid-transaction: start afresh next time."""
@@ -410,6 +441,23 @@ class PostgresDatabase:
 
     def read(self) -> AbstractAsyncContextManager[_PostgresTx]:
         return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+    async def execute(
+        self, statement: Statement, params: Params | Sequence[Params] | None = None
+    ) -> Result:
+        """One statement, a transaction of its own: one round trip. For reads: a connection
+        found dead is replaced and the statement sent once more."""
+        with self._failures():
+            pool = await self._pool_open()
+            for attempt in (1, 2):
+                try:
+                    async with pool.connection() as conn:
+                        return await _PostgresTx(conn, self._dialect).execute(statement, params)
+                except psycopg.OperationalError as exc:
+                    if attempt == 2 or isinstance(exc, _GONE):
+                        raise
+                    await self._check()
+            raise AssertionError("unreachable")
 
     def write(self) -> AbstractAsyncContextManager[_PostgresTx]:
         return self._transaction("BEGIN")

@@ -112,8 +112,8 @@ class Store:
     # --- what every signed request needs ------------------------------------------------------
 
     async def access_key(self, key_id: str) -> AccessKeyRecord | None:
-        async with self.read() as tx:
-            return await access.access_key(tx, key_id)
+        # A lone statement: the database itself is its unit of work (one round trip).
+        return await access.access_key(self.database, key_id)
 
     async def use_nonce(self, key_id: str, nonce: str, ttl_ms: int) -> bool:
         """Record a nonce; False when it was already used within its lifetime. Written with the
