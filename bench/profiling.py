@@ -260,7 +260,7 @@ def query_plans(url: str) -> list[dict[str, Any]]:
 
 
 CATEGORIES = (
-    ("sqlite3 / aiosqlite (the database)", ("aiosqlite", "sqlite3")),
+    ("sqlite3 (the database)", ("sqlite3",)),
     ("psycopg (the database)", ("psycopg",)),
     ("SQLAlchemy Core (query building, results)", ("sqlalchemy",)),
     ("Starlette (routing, requests, responses)", ("starlette",)),

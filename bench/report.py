@@ -33,7 +33,7 @@ def machine() -> dict[str, str]:
         kb = int(Path("/proc/meminfo").read_text().split()[1])
         memory = f"{kb / 1024 / 1024:.0f} GiB"
     versions: dict[str, str] = {}
-    for module in ("uvicorn", "uvloop", "httptools", "starlette", "sqlalchemy", "aiosqlite"):
+    for module in ("uvicorn", "uvloop", "httptools", "starlette", "sqlalchemy", "psycopg"):
         with contextlib.suppress(Exception):
             from importlib.metadata import version
 
