@@ -34,3 +34,15 @@ async def test_a_hostile_record_is_fitted_and_its_batch_kept(store: Store) -> No
     assert by_id["R2"]["action"] == "A" * 64  # the column's length
     assert "\x00" not in by_id["R1"]["access_key_id"]
     assert len(by_id["R1"]["access_key_id"]) == 128
+
+
+async def test_every_decision_is_stored_whole(store: Store) -> None:
+    decisions = ("allow", "deny", "soft-deny", "error")
+    async with store.write() as tx:
+        await audit.record_audit(
+            tx,
+            [{**_event(f"D{i}", "ListChatGroup"), "decision": d} for i, d in enumerate(decisions)],
+        )
+    async with store.read() as tx:
+        stored = {row["decision"] for row in await audit.audit_rows(tx)}
+    assert stored == set(decisions)
