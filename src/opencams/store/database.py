@@ -46,7 +46,7 @@ import psycopg_pool
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Select
 
 from opencams.errors import StoreConflict, StoreRejected, StoreUnavailable
 
@@ -445,8 +445,10 @@ class PostgresDatabase:
     async def execute(
         self, statement: Statement, params: Params | Sequence[Params] | None = None
     ) -> Result:
-        """One statement, a transaction of its own: one round trip. For reads: a connection
-        found dead is replaced and the statement sent once more."""
+        """One statement, a transaction of its own: one round trip. A read whose connection is
+        found dead is sent once more on another; a write never is (it may have been applied)."""
+        inner = statement.statement if isinstance(statement, Prepared) else statement
+        retry = isinstance(inner, Select)
         with self._failures():
             pool = await self._pool_open()
             for attempt in (1, 2):
@@ -454,7 +456,7 @@ class PostgresDatabase:
                     async with pool.connection() as conn:
                         return await _PostgresTx(conn, self._dialect).execute(statement, params)
                 except psycopg.OperationalError as exc:
-                    if attempt == 2 or isinstance(exc, _GONE):
+                    if attempt == 2 or not retry or isinstance(exc, _GONE):
                         raise
                     await self._check()
             raise AssertionError("unreachable")
