@@ -21,6 +21,8 @@ run: $(STAMP)
 	$(BIN)/opencams apply examples/demo.yaml
 	$(BIN)/opencams demo-credentials examples/demo.yaml --endpoint $(HOST):$(PORT)
 	OPENCAMS_SANDBOX_WEBHOOK_DELAY=$${OPENCAMS_SANDBOX_WEBHOOK_DELAY:-1} \
+	OPENCAMS_CALLBACK_ALLOW_HTTP=$${OPENCAMS_CALLBACK_ALLOW_HTTP:-true} \
+	OPENCAMS_CALLBACK_ALLOW_PRIVATE=$${OPENCAMS_CALLBACK_ALLOW_PRIVATE:-true} \
 	  $(BIN)/opencams serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)

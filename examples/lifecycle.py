@@ -1,7 +1,10 @@
 """The whole chat-group lifecycle with the official SDK, against `make run`.
 
 Users joining are simulated with the built-in simulator's test controls (plain HTTP here; the
-same controls exist as `opencams sandbox …` commands).
+same controls exist as `opencams sandbox …` commands). Every change is also pushed to the
+number's StatusCallbackUrl; watch them arrive with the development receiver:
+
+    .venv/bin/opencams callbacks receive --port 9000 --secret demo-callback-secret-0123456789
 """
 
 import time
@@ -45,6 +48,17 @@ def members(group_id):
         p.participant_number for p in client.list_chat_group_participants(request).body.data.list
     ]
 
+
+# 0. Where this number's events go (http:// and 127.0.0.1 are allowed by `make run` only).
+client.update_phone_webhook(
+    models.UpdatePhoneWebhookRequest(
+        cust_space_id=WHERE["cust_space_id"],
+        phone_number=WHERE["business_number"],
+        http_flag="Y",
+        queue_flag="N",
+        status_callback_url="http://127.0.0.1:9000/callbacks",
+    )
+)
 
 # 1. Create; AddChatGroup's raw answer also carries the GroupId (ListChatGroup shows it too).
 subject = f"Lifecycle {int(time.time())}"

@@ -24,6 +24,7 @@ from opencams.access.authz import Authorizer
 from opencams.access.network import parse_networks
 from opencams.access.sts import RoleAssumer, Tokens
 from opencams.access.throttle import Throttle, Throttling, make_throttle
+from opencams.callbacks.delivery import Deliverer, DeliveryPolicy
 from opencams.channel.breaker import Breaker
 from opencams.channel.graph import GraphClient
 from opencams.channel.pictures import PictureFetcher, PicturePolicy
@@ -222,6 +223,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         secrets=box,
         pictures=PictureFetcher(PicturePolicy(allow_private=settings.picture_fetch_allow_private)),
         max_groups_per_number=settings.max_groups_per_number,
+        callback_allow_http=settings.callback_allow_http,
+        callback_allow_private=settings.callback_allow_private,
     )
     tokens = Tokens(secret_box(settings, b"sts"))
     throttle = make_throttle(settings.redis_url)
@@ -267,9 +270,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         )
         routes.append(Mount(SANDBOX_PREFIX, app=LoopbackControls(simulator.app)))
 
+    deliverer: Deliverer | None = None
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        nonlocal deliverer
         tasks = [asyncio.create_task(_prune_nonces(store))]
+        if settings.callback_delivery:
+            deliverer = Deliverer(store, box, delivery_policy(settings))
+            deliverer.start()
         if settings.sync_interval_seconds > 0:
             syncer = Syncer(deps, grace_seconds=settings.sync_grace_seconds)
             tasks.append(asyncio.create_task(_sync_forever(syncer, settings.sync_interval_seconds)))
@@ -281,6 +290,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if deliverer is not None:
+                await deliverer.stop()
             await audit.aclose()
             await throttle.aclose()
             if simulator is not None:
@@ -296,6 +307,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     application.router.redirect_slashes = False
     application.state.parts = Parts(store, graph, throttle, audit, simulator)
     return application
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        timeout=settings.callback_timeout_seconds,
+        retry_window=settings.callback_retry_hours * 3600,
+        backoff_base=settings.callback_backoff_seconds,
+        backoff_max=settings.callback_backoff_max_seconds,
+        batch_max=settings.callback_batch_max,
+        poll=settings.callback_poll_seconds,
+        concurrency=settings.callback_concurrency,
+        retention=settings.callback_retention_days * 86400,
+        allow_private=settings.callback_allow_private,
+    )
 
 
 SELF_URL_ENV = "OPENCAMS_SERVE_SELF_URL"

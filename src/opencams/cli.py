@@ -13,6 +13,7 @@ import typer
 
 from opencams import __version__, server
 from opencams.access_cli import audit, keys_app, sts_app
+from opencams.callbacks_cli import callbacks_app
 from opencams.cli_common import settings_or_exit
 from opencams.dev_cli import dev_app
 from opencams.errors import ProvisionError, SchemaError, SecretKeyError
@@ -33,6 +34,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(sts_app, name="sts")
 app.command("audit")(audit)
 app.add_typer(dev_app, name="dev")
+app.add_typer(callbacks_app, name="callbacks")
 
 
 def _self_url(host: str, port: int, scheme: str = "http") -> str:

@@ -80,6 +80,19 @@ class Settings(BaseSettings):
     )
     sts_min_duration_seconds: int = Field(default=900, ge=1)
 
+    # Customer callbacks (docs/callbacks.md).
+    callback_delivery: bool = Field(default=True, description="deliver the outbox from here")
+    callback_allow_http: bool = False
+    callback_allow_private: bool = False
+    callback_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    callback_retry_hours: float = Field(default=24.0, gt=0)
+    callback_backoff_seconds: float = Field(default=1.0, gt=0)
+    callback_backoff_max_seconds: float = Field(default=900.0, gt=0)
+    callback_batch_max: int = Field(default=100, ge=1, le=1000)
+    callback_poll_seconds: float = Field(default=0.5, gt=0)
+    callback_concurrency: int = Field(default=32, ge=1, le=1000)
+    callback_retention_days: float = Field(default=7.0, gt=0)
+
     # Business rules with vendor defaults.
     max_groups_per_number: int = Field(default=10_000, ge=1)
 

@@ -20,6 +20,7 @@ project: any layer may raise or catch what it names.
     │       ├── SubjectInvalid, DescriptionInvalid, ProfilePictureInvalid, ParticipantListInvalid
     │       ├── NoAuth, NotInAllowlist, ChatGroupNotFound, ParticipantNotFound
     │       ├── ChatGroupInvalidStatus, ChatGroupLimitExceeded
+    │       ├── CallbackUrlInvalid, QueueDeliveryNotSupported
     │       └── ChannelNotEligible, ChannelThrottled, ChannelUnavailable, ChannelRejected
     ├── StoreError                     the database failed (store translates driver errors)
     │   ├── StoreUnavailable           unreachable, locked, restarting: a 503, retry later
@@ -233,6 +234,19 @@ class ProfilePictureInvalid(BusinessError):
 class ParticipantListInvalid(BusinessError):
     code = "InvalidParameter.ParticipantListInvalid"
     template = "The participant List is invalid: {detail}"
+
+
+class CallbackUrlInvalid(BusinessError):
+    code = "InvalidParameter.CallbackUrl"
+    template = "The callback URL is not acceptable: {detail}"
+
+
+class QueueDeliveryNotSupported(BusinessError):
+    code = "NotSupported.QueueDelivery"
+    template = (
+        "Receipts by message queue (QueueFlag=Y) are not offered by this server; receive them "
+        "over HTTP (HttpFlag=Y and a callback URL)."
+    )
 
 
 class NoAuth(BusinessError):

@@ -19,11 +19,17 @@ ChatGroupAction = Literal[
     "ListChatGroupParticipants",
     "DeleteChatGroupParticipants",
 ]
+# Where a space's and a number's events go (docs/callbacks.md).
+WebhookAction = Literal["UpdateAccountWebhook", "UpdatePhoneWebhook"]
 StsAction = Literal["AssumeRole"]
-ActionName = ChatGroupAction | StsAction
+ActionName = ChatGroupAction | WebhookAction | StsAction
 
 # Every action a policy or a throttle can name.
-ACTION_NAMES: tuple[str, ...] = (*get_args(ChatGroupAction), *get_args(StsAction))
+ACTION_NAMES: tuple[str, ...] = (
+    *get_args(ChatGroupAction),
+    *get_args(WebhookAction),
+    *get_args(StsAction),
+)
 
 
 class GroupStatus(StrEnum):

@@ -144,26 +144,26 @@ def _address_problem(ip: IPAddress) -> str | None:
     return None
 
 
-def _parse_url(url: str | httpx.URL) -> httpx.URL:
+def _parse_url(url: str | httpx.URL, what: str = "picture") -> httpx.URL:
     if isinstance(url, str) and len(url) > _MAX_URL_LENGTH:
-        raise PictureUnusable(f"picture URL is longer than {_MAX_URL_LENGTH} characters")
+        raise PictureUnusable(f"{what} URL is longer than {_MAX_URL_LENGTH} characters")
     try:
         # The same parser builds the request later, so the host checked here is the host
         # contacted; urllib and httpx disagree on odd inputs (backslashes, '@' placement).
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError) as exc:
-        raise PictureUnusable(f"picture URL is not a valid URL ({exc})") from None
+        raise PictureUnusable(f"{what} URL is not a valid URL ({exc})") from None
     if parsed.scheme not in _DEFAULT_PORTS:
         shown = parsed.scheme or "none"
-        raise PictureUnusable(f"picture URL must use http or https, not scheme {shown!r}")
+        raise PictureUnusable(f"{what} URL must use http or https, not scheme {shown!r}")
     if parsed.userinfo:
-        raise PictureUnusable("picture URL must not contain credentials")
+        raise PictureUnusable(f"{what} URL must not contain credentials")
     if not parsed.raw_host:
-        raise PictureUnusable("picture URL has no host")
+        raise PictureUnusable(f"{what} URL has no host")
     return parsed
 
 
-def _literal_address(host: str) -> IPAddress | None:
+def _literal_address(host: str, what: str = "picture") -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)
     except ValueError:
@@ -171,21 +171,21 @@ def _literal_address(host: str) -> IPAddress | None:
     last_label = host.rstrip(".").rsplit(".", 1)[-1]
     if _NUMERIC_LABEL.fullmatch(last_label):
         raise PictureUnusable(
-            f"picture URL host {host!r} looks numeric but is not a plain IP address"
+            f"{what} URL host {host!r} looks numeric but is not a plain IP address"
         )
     if not _HOSTNAME.fullmatch(host):
-        raise PictureUnusable(f"picture URL host {host!r} is not a valid host name")
+        raise PictureUnusable(f"{what} URL host {host!r} is not a valid host name")
     return None
 
 
-async def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
+async def _resolve(host: str, port: int, what: str = "picture") -> tuple[IPAddress, ...]:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
     except (OSError, UnicodeError):
-        raise PictureUnusable(f"could not resolve picture host {host!r}") from None
+        raise PictureUnusable(f"could not resolve {what} host {host!r}") from None
     addresses: list[IPAddress] = []
     for family, _type, _proto, _canonname, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
@@ -197,31 +197,33 @@ async def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise PictureUnusable(f"could not resolve picture host {host!r}")
+        raise PictureUnusable(f"could not resolve {what} host {host!r}")
     return tuple(addresses)
 
 
-async def check_target(url: str | httpx.URL, policy: PicturePolicy) -> Target:
+async def check_target(
+    url: str | httpx.URL, policy: PicturePolicy, what: str = "picture"
+) -> Target:
     """Rules 1 and 2 for one hop: a well-formed http(s) URL whose every address may be fetched.
 
     Raises PictureUnusable otherwise. The returned addresses are the ones to connect to.
     """
-    parsed = _parse_url(url)
+    parsed = _parse_url(url, what)
     host = parsed.raw_host.decode("ascii").lower()
-    literal = _literal_address(host)
+    literal = _literal_address(host, what)
     if literal is not None:
         addresses: tuple[IPAddress, ...] = (literal,)
     else:
-        addresses = await _resolve(host, parsed.port or _DEFAULT_PORTS[parsed.scheme])
+        addresses = await _resolve(host, parsed.port or _DEFAULT_PORTS[parsed.scheme], what)
     if not policy.allow_private:
         for address in addresses:
             problem = _address_problem(address)
             if problem is not None:
                 # The address itself is not echoed for names: it would let callers map internal
                 # DNS through the error message.
-                what = "is" if literal is not None else "resolves to"
+                verb = "is" if literal is not None else "resolves to"
                 raise PictureUnusable(
-                    f"picture host {host!r} {what} a {problem} address, which is not allowed"
+                    f"{what} host {host!r} {verb} a {problem} address, which is not allowed"
                 )
     return Target(url=parsed, host=host, addresses=addresses)
 

@@ -75,6 +75,9 @@ class Deps:
     secrets: SecretBox
     pictures: PictureSource | None = None
     max_groups_per_number: int = 10_000
+    # Callback URLs (callbacks.settings): http:// and private addresses, for development.
+    callback_allow_http: bool = False
+    callback_allow_private: bool = False
 
 
 @dataclass(frozen=True)

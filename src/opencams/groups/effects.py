@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from opencams.channel.webhooks import GroupEvent, safe_id
+from opencams.groups import notify
 from opencams.names import GroupStatus, OperationKind, OperationState
 from opencams.store import chat_groups, operations, participants
 from opencams.store.clock import now_ms
@@ -72,6 +73,19 @@ async def _live_group(tx: Tx, event: GroupEvent) -> GroupRecord | Outcome:
     return group
 
 
+async def _tell(
+    tx: Any,
+    group_id: str,
+    event_type: notify.EventType,
+    *,
+    unique_code: str | None = None,
+    **fields: Any,
+) -> None:
+    await notify.about(
+        tx, group_id, event_type, source="webhook", unique_code=unique_code, **fields
+    )
+
+
 # --- group_lifecycle_update -------------------------------------------------------------------
 
 
@@ -93,6 +107,7 @@ async def group_create(tx: Tx, event: GroupEvent) -> Outcome:
             failure_reason=reason,
         )
         await operations.settle_operation(tx, op.id, "failed", error=reason)
+        await _tell(tx, op.group_id, "ChatGroupCreateFailed", unique_code=op.id, Reason=reason)
         return "applied"
     stand_in = await chat_groups.group_by_meta_id(tx, event.group_id)
     if stand_in is not None and stand_in.id != op.group_id:
@@ -109,6 +124,7 @@ async def group_create(tx: Tx, event: GroupEvent) -> Outcome:
         join_approval_mode=event.raw.get("join_approval_mode") or None,
     )
     await operations.settle_operation(tx, op.id, "succeeded", result={"group_id": event.group_id})
+    await _tell(tx, op.group_id, "ChatGroupCreated", unique_code=op.id)
     return "applied"
 
 
@@ -131,6 +147,9 @@ async def group_delete(tx: Tx, event: GroupEvent) -> Outcome:
         )
         if op is not None:
             await operations.settle_operation(tx, op.id, "failed", error=reason)
+        await _tell(
+            tx, group.id, "ChatGroupDeleteFailed", unique_code=op.id if op else None, Reason=reason
+        )
         return "applied"
     # Deleted at Meta, whoever asked: the group is gone, and so is anything pending on it.
     await chat_groups.set_group(tx, group.id, deleted_at=now_ms())
@@ -141,12 +160,25 @@ async def group_delete(tx: Tx, event: GroupEvent) -> Outcome:
             await operations.settle_operation(
                 tx, pending.id, "failed", error="the group was deleted"
             )
+    await notify.event(
+        tx,
+        group,
+        "ChatGroupDeleted",
+        source="webhook",
+        unique_code=op.id if op else None,
+        status="DELETED",
+    )
     return "applied"
 
 
 # --- group_settings_update --------------------------------------------------------------------
 
 _ATTRIBUTES = ("group_subject", "group_description", "profile_picture")
+_RESULT_NAMES = {
+    "group_subject": "Subject",
+    "group_description": "Description",
+    "profile_picture": "ProfilePicture",
+}
 
 
 async def group_settings_update(tx: Tx, event: GroupEvent) -> Outcome:
@@ -200,6 +232,19 @@ async def group_settings_update(tx: Tx, event: GroupEvent) -> Outcome:
     await operations.settle_operation(
         tx, op.id, state, result=outcome, error=values["failure_reason"]
     )
+    kinds: dict[str, notify.EventType] = {
+        "succeeded": "ChatGroupUpdated",
+        "partial": "ChatGroupUpdatePartlyFailed",
+        "failed": "ChatGroupUpdateFailed",
+    }
+    await _tell(
+        tx,
+        op.group_id,
+        kinds[state],
+        unique_code=op.id,
+        Results={_RESULT_NAMES[key]: value for key, value in outcome.items()},
+        Reason=values["failure_reason"],
+    )
     return "applied"
 
 
@@ -225,12 +270,22 @@ async def participants_add(tx: Tx, event: GroupEvent) -> Outcome:
     if isinstance(group, str):
         return group
     ts = event_ts(event)
+    joined = []
     for entry in event.raw.get("added_participants") or []:
         wa_id = _who(entry)
         if wa_id:
-            await participants.set_membership(tx, group.id, wa_id, participants.MEMBER, ts)
+            if await participants.set_membership(tx, group.id, wa_id, participants.MEMBER, ts):
+                joined.append(wa_id)
             await participants.set_join_request(tx, group.id, wa_id, "joined", ts, None)
     await participants.recount_participants(tx, group.id)
+    if joined:
+        await _tell(
+            tx,
+            group.id,
+            "ChatGroupParticipantsJoined",
+            Participants=joined,
+            Reason=event.raw.get("reason") or None,
+        )
     return "applied"
 
 
@@ -241,12 +296,16 @@ async def participants_remove(tx: Tx, event: GroupEvent) -> Outcome:
     ts = event_ts(event)
     by_business = event.raw.get("initiated_by") == "business"
     removed = [w for w in (_who(e) for e in event.raw.get("removed_participants") or []) if w]
+    changed = []
     for wa_id in removed:
         # Removed by the business: barred from rejoining by link. Left: may come back.
-        await participants.set_membership(
+        if await participants.set_membership(
             tx, group.id, wa_id, "removed" if by_business else "left", ts
-        )
+        ):
+            changed.append(wa_id)
     await participants.recount_participants(tx, group.id)
+    if not by_business and changed:
+        await _tell(tx, group.id, "ChatGroupParticipantsLeft", Participants=changed)
     if by_business:
         op = await _operation(tx, event, group, "remove_participants")
         if op is not None and op.state == "pending":
@@ -265,6 +324,21 @@ async def participants_remove(tx: Tx, event: GroupEvent) -> Outcome:
                 result={"removed": removed, "failed": failed},
                 error="; ".join(f"{k}: {v}" for k, v in failed.items()) or None,
             )
+            await _tell(
+                tx,
+                group.id,
+                "ChatGroupParticipantsRemoveFailed"
+                if state == "failed"
+                else ("ChatGroupParticipantsRemoved"),
+                unique_code=op.id,
+                Participants=removed,
+                FailedParticipants=[
+                    {"ParticipantNumber": k, "Reason": v} for k, v in failed.items()
+                ]
+                or None,
+            )
+        elif changed:
+            await _tell(tx, group.id, "ChatGroupParticipantsRemoved", Participants=changed)
     return "applied"
 
 
@@ -276,13 +350,14 @@ async def join_request(tx: Tx, event: GroupEvent) -> Outcome:
     if not wa_id:
         return "ignored"
     state = "pending" if event.type == "group_join_request_created" else "revoked"
-    await participants.set_join_request(
+    request_id = safe_id(event.raw.get("join_request_id"), 256)
+    await participants.set_join_request(tx, group.id, wa_id, state, event_ts(event), request_id)
+    await _tell(
         tx,
         group.id,
-        wa_id,
-        state,
-        event_ts(event),
-        safe_id(event.raw.get("join_request_id"), 256),
+        "ChatGroupJoinRequestFiled" if state == "pending" else "ChatGroupJoinRequestCancelled",
+        JoinRequestId=request_id,
+        ParticipantNumber=wa_id,
     )
     return "applied"
 
@@ -298,25 +373,31 @@ async def suspension(tx: Tx, event: GroupEvent) -> Outcome:
     if group.suspension_ts is not None and ts < group.suspension_ts:
         return "ignored"  # an older suspension event, delivered late
     if event.type == "group_suspend":
-        await chat_groups.set_group(
-            tx,
-            group.id,
-            when_status={
-                GroupStatus.ACTIVE,
-                GroupStatus.UPDATING,
-                GroupStatus.DELETING,
-                GroupStatus.SUSPENDED,
-            },
-            status=GroupStatus.SUSPENDED,
-            suspension_ts=ts,
-        )
-    elif not await chat_groups.set_group(
+        if (
+            await chat_groups.set_group(
+                tx,
+                group.id,
+                when_status={
+                    GroupStatus.ACTIVE,
+                    GroupStatus.UPDATING,
+                    GroupStatus.DELETING,
+                    GroupStatus.SUSPENDED,
+                },
+                status=GroupStatus.SUSPENDED,
+                suspension_ts=ts,
+            )
+            and group.status != GroupStatus.SUSPENDED
+        ):
+            await _tell(tx, group.id, "ChatGroupSuspended")
+    elif await chat_groups.set_group(
         tx,
         group.id,
         when_status={GroupStatus.SUSPENDED},
         status=GroupStatus.ACTIVE,
         suspension_ts=ts,
     ):
+        await _tell(tx, group.id, "ChatGroupSuspensionCleared")
+    else:
         await chat_groups.set_group(tx, group.id, suspension_ts=ts)
     return "applied"
 

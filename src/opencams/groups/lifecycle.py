@@ -17,7 +17,7 @@ from opencams.errors import (
     PictureUnusable,
     ProfilePictureInvalid,
 )
-from opencams.groups import validation
+from opencams.groups import notify, validation
 from opencams.groups.common import (
     channel_error,
     meta_id,
@@ -182,9 +182,10 @@ async def delete_chat_group(ctx: Ctx, req: GroupRef) -> Done:
     if group.status == GroupStatus.INACTIVE:
         # Meta never created it: nothing to ask Meta, the record simply goes.
         async with ctx.deps.store.write() as tx:
-            await chat_groups.set_group(
+            if await chat_groups.set_group(
                 tx, group.id, when_status={GroupStatus.INACTIVE}, deleted_at=now_ms()
-            )
+            ):
+                await notify.event(tx, group, "ChatGroupDeleted", source="api", status="DELETED")
         return Done()
     require_status(group, {GroupStatus.ACTIVE}, "deleting it")
     op_id = await begin(ctx, group, "delete", GroupStatus.DELETING, {})

@@ -24,6 +24,7 @@ from typing import Any
 
 from opencams.channel.types import GroupInfo, GroupSummary
 from opencams.errors import GraphError, StoreUnavailable
+from opencams.groups import notify
 from opencams.groups.context import Deps
 from opencams.groups.events import apply_parked
 from opencams.groups.ids import new_group_id
@@ -89,6 +90,27 @@ def _created_ms(summary: GroupSummary) -> int:
         return int(summary.created_at) * 1000
     except ValueError:
         return now_ms()
+
+
+_SETTLED: dict[tuple[str, str], notify.EventType] = {
+    ("update", "succeeded"): "ChatGroupUpdated",
+    ("update", "failed"): "ChatGroupUpdateFailed",
+    ("delete", "failed"): "ChatGroupDeleteFailed",
+    ("remove_participants", "succeeded"): "ChatGroupParticipantsRemoved",
+    ("remove_participants", "partial"): "ChatGroupParticipantsRemoved",
+    ("remove_participants", "failed"): "ChatGroupParticipantsRemoveFailed",
+}
+
+
+async def _tell(
+    tx: Any,
+    group_id: str,
+    event_type: notify.EventType,
+    *,
+    unique_code: str | None = None,
+    **fields: Any,
+) -> None:
+    await notify.about(tx, group_id, event_type, source="sync", unique_code=unique_code, **fields)
 
 
 class Syncer:
@@ -193,6 +215,7 @@ class Syncer:
                         updated_at=now,
                     )
                     report.created += 1
+                    await _tell(tx, group_id, "ChatGroupSynced", Corrections=["discovered"])
                 else:
                     report.adopted += 1
                     report.operations_settled += 1
@@ -235,6 +258,7 @@ class Syncer:
             await operations.settle_operation(
                 tx, op.id, "succeeded", result={"group_id": meta.summary.id, "by": "sync"}
             )
+            await _tell(tx, group.id, "ChatGroupCreated", unique_code=op.id)
             return group.id
         return None
 
@@ -289,6 +313,9 @@ class Syncer:
                 continue
             if await operations.settle_operation(tx, op.id, state, error=error):
                 report.operations_settled += 1
+                await _tell(
+                    tx, group.id, _SETTLED[(op.kind, state)], unique_code=op.id, Reason=error
+                )
 
     async def _drift(
         self, tx: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
@@ -320,6 +347,13 @@ class Syncer:
                 tx, group.id, when_status={GroupStatus.SUSPENDED}, status=GroupStatus.ACTIVE
             )
         report.updated += changed
+        corrections = sorted(values)
+        if meta.info.suspended and changed and group.status != GroupStatus.SUSPENDED:
+            await _tell(tx, group.id, "ChatGroupSuspended")
+        elif not meta.info.suspended and group.status == GroupStatus.SUSPENDED and changed:
+            await _tell(tx, group.id, "ChatGroupSuspensionCleared")
+        if values and changed:
+            await _tell(tx, group.id, "ChatGroupSynced", Corrections=corrections)
 
     async def _participants(
         self, tx: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
@@ -327,14 +361,21 @@ class Syncer:
         now = int(time.time())
         current = await participants.members(tx, group.id)
         at_meta = set(meta.info.participants)
-        changed = 0
+        joined: list[str] = []
+        left: list[str] = []
         for wa_id in meta.info.participants:  # Meta's order is its join order
-            if wa_id not in current:
-                changed += await participants.set_membership(
-                    tx, group.id, wa_id, participants.MEMBER, now
-                )
-        for wa_id in current - at_meta:
-            changed += await participants.set_membership(tx, group.id, wa_id, "left", now)
+            if wa_id not in current and await participants.set_membership(
+                tx, group.id, wa_id, participants.MEMBER, now
+            ):
+                joined.append(wa_id)
+        for wa_id in sorted(current - at_meta):
+            if await participants.set_membership(tx, group.id, wa_id, "left", now):
+                left.append(wa_id)
+        changed = len(joined) + len(left)
+        if joined:
+            await _tell(tx, group.id, "ChatGroupParticipantsJoined", Participants=joined)
+        if left:
+            await _tell(tx, group.id, "ChatGroupParticipantsLeft", Participants=left)
         if changed:
             await participants.recount_participants(tx, group.id)
             report.participants_changed += changed
@@ -365,11 +406,21 @@ class Syncer:
                 if not await chat_groups.set_group(tx, group.id, deleted_at=now_ms()):
                     continue
                 report.deleted += 1
+                deleting = None
                 for op in await operations.pending_operations(tx, [group.id]):
                     state: OperationState = "succeeded" if op.kind == "delete" else "failed"
                     error = None if state == "succeeded" else "the group is gone at Meta"
                     if await operations.settle_operation(tx, op.id, state, error=error):
                         report.operations_settled += 1
+                        deleting = op.id if op.kind == "delete" else deleting
+                await notify.event(
+                    tx,
+                    group,
+                    "ChatGroupDeleted",
+                    source="sync",
+                    unique_code=deleting,
+                    status="DELETED",
+                )
 
     async def _unstick(self, number: NumberRecord, report: SyncReport) -> None:
         """UPDATING or DELETING with no operation pending (settled elsewhere): back to ACTIVE."""
@@ -403,3 +454,6 @@ class Syncer:
                 if await operations.settle_operation(tx, op.id, "failed", error=reason):
                     report.marked_inactive += 1
                     report.operations_settled += 1
+                    await _tell(
+                        tx, group.id, "ChatGroupCreateFailed", unique_code=op.id, Reason=reason
+                    )

@@ -20,6 +20,7 @@ from sqlalchemy import insert, select, update
 from opencams.errors import ProvisionError
 from opencams.names import ACTION_NAMES
 from opencams.provision import access
+from opencams.store import callbacks
 from opencams.store.clock import now_ms
 from opencams.store.crypto import SecretBox
 from opencams.store.database import Tx
@@ -54,17 +55,31 @@ class AccessKeySpec(_Model):
     status: Literal["Active", "Inactive"] = "Active"
 
 
+CallbackUrl = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=1024)]
+
+
+class CallbackSpec(_Model):
+    """Where events go (UpdateAccountWebhook / UpdatePhoneWebhook, docs/callbacks.md). The
+    operator is trusted here: http:// and private addresses are taken as given."""
+
+    http_flag: bool = True
+    status_callback_url: CallbackUrl | None = None
+    up_callback_url: CallbackUrl | None = None
+
+
 class NumberSpec(_Model):
     number: Digits
     phone_number_id: MetaId
     waba_id: MetaId
     access_token: NonEmpty
+    callbacks: CallbackSpec | None = None
 
 
 class SpaceSpec(_Model):
     id: SpaceId
     name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     business_numbers: list[NumberSpec] = Field(default_factory=list)
+    callbacks: CallbackSpec | None = None
 
 
 class AccountSpec(_Model):
@@ -78,6 +93,7 @@ class AccountSpec(_Model):
     user_groups: list[access.UserGroupSpec] = Field(default_factory=list)
     roles: list[access.RoleSpec] = Field(default_factory=list)
     throttling: dict[str, float] = Field(default_factory=dict)
+    callback_secret: Secret | None = None
 
 
 class WhatsAppSpec(_Model):
@@ -296,6 +312,11 @@ async def _account(tx: Tx, box: SecretBox, report: Report, spec: AccountSpec, no
     else:
         report.unchanged += 1
 
+    if spec.callback_secret is not None:
+        current = await callbacks.secret_enc(tx, spec.id)
+        if current is None or box.open(current) != spec.callback_secret:
+            await callbacks.put_secret(tx, spec.id, box.seal(spec.callback_secret), replace=True)
+            report.changed.append(f"account {spec.id}: callback secret")
     for key in spec.access_keys:
         await _access_key(tx, box, report, spec.id, key, now)
     for space in spec.spaces:
@@ -380,6 +401,39 @@ async def _space(
         report.unchanged += 1
     for number in spec.business_numbers:
         await _number(tx, box, report, spec.id, number, now)
+    await _callbacks(tx, report, spec.id, "", spec.callbacks)
+    for number in spec.business_numbers:
+        await _callbacks(tx, report, spec.id, number.number, number.callbacks)
+
+
+async def _callbacks(
+    tx: Tx, report: Report, space_id: str, number: str, spec: CallbackSpec | None
+) -> None:
+    if spec is None:
+        return
+    wanted = (spec.http_flag, spec.status_callback_url, spec.up_callback_url)
+    current = next((s for s in await callbacks.settings(tx, space_id) if s.number == number), None)
+    if (
+        current is not None
+        and (
+            current.http_flag,
+            current.status_callback_url,
+            current.up_callback_url,
+        )
+        == wanted
+    ):
+        report.unchanged += 1
+        return
+    await callbacks.put_setting(
+        tx,
+        space_id,
+        number,
+        http_flag=spec.http_flag,
+        status_callback_url=spec.status_callback_url or "",
+        up_callback_url=spec.up_callback_url or "",
+    )
+    where = f"number {number}" if number else "space"
+    report.changed.append(f"callbacks of {where} in space {space_id}")
 
 
 async def _number(

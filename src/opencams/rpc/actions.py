@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from opencams.access.sts import AssumedRole, AssumeRoleRequest, RoleAssumer
+from opencams.callbacks.settings import UpdateWebhookRequest, update_webhook
 from opencams.errors import MissingParameter, NotJson
 from opencams.groups import lifecycle, links, listing, members
 from opencams.groups.context import Ctx, Deps
@@ -150,6 +151,28 @@ def _delete_participants(params: Params) -> DeleteChatGroupParticipantsRequest:
     )
 
 
+def _update_account_webhook(params: Params) -> UpdateWebhookRequest:
+    return UpdateWebhookRequest(
+        cust_space_id=params.require("CustSpaceId"),
+        phone_number=None,
+        http_flag=params.get("HttpFlag"),
+        queue_flag=params.get("QueueFlag"),
+        status_callback_url=params.values.get("StatusCallbackUrl"),
+        up_callback_url=None,
+    )
+
+
+def _update_phone_webhook(params: Params) -> UpdateWebhookRequest:
+    return UpdateWebhookRequest(
+        cust_space_id=params.require("CustSpaceId"),
+        phone_number=params.require("PhoneNumber"),
+        http_flag=params.get("HttpFlag"),
+        queue_flag=params.get("QueueFlag"),
+        status_callback_url=params.values.get("StatusCallbackUrl"),
+        up_callback_url=params.values.get("UpCallbackUrl"),
+    )
+
+
 def _assume_role_request(params: Params) -> AssumeRoleRequest:
     return AssumeRoleRequest(
         role_arn=params.require("RoleArn"),
@@ -187,6 +210,8 @@ _TABLE: tuple[Action[Any, Any], ...] = (
         members.delete_chat_group_participants,
         render.done,
     ),
+    _cams("UpdateAccountWebhook", _update_account_webhook, update_webhook, render.acknowledged),
+    _cams("UpdatePhoneWebhook", _update_phone_webhook, update_webhook, render.acknowledged),
     Action(
         "AssumeRole", STS_VERSION, None, _assume_role_request, _assume_role, render.assumed_role
     ),

@@ -20,6 +20,11 @@ def done(result: Done) -> Fields:
     return {"Result": result.result}
 
 
+def acknowledged(result: Done) -> Fields:
+    """The webhook actions answer only RequestId, Code (and Success)."""
+    return {}
+
+
 def invite_link(result: InviteLink) -> Fields:
     return {"InviteLink": result.link}
 

@@ -300,3 +300,70 @@ audit_events = Table(
     Column("code", String(64), nullable=False),  # the wire Code answered
     Column("source_ip", String(64), nullable=True),
 )
+
+
+# --- customer callbacks (docs/callbacks.md) ---------------------------------------------------
+
+# Where a space's (number = "") or a number's events go: UpdateAccountWebhook, UpdatePhoneWebhook.
+callback_settings = Table(
+    "callback_settings",
+    metadata,
+    Column("space_id", String(64), ForeignKey("spaces.id"), primary_key=True),
+    Column("number", String(20), primary_key=True),  # "" = the space's own setting
+    Column("http_flag", Boolean, nullable=False),
+    Column("status_callback_url", Text, nullable=True),
+    Column("up_callback_url", Text, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# The key each account's callbacks are signed with (HMAC-SHA256), encrypted at rest.
+callback_secrets = Table(
+    "callback_secrets",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.id"), primary_key=True),
+    Column("secret_enc", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# The outbox: one row per event, written in the transaction that applies the event's effect.
+callback_events = Table(
+    "callback_events",
+    metadata,
+    # Commit order is delivery order per receiver (and so per group).
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("id", String(40), nullable=False, unique=True),  # EventId, stable, public
+    Column("account_id", String(16), nullable=False),
+    Column("space_id", String(64), nullable=False),
+    Column("business_number", String(20), nullable=False),
+    Column("group_id", String(32), nullable=True),
+    Column("event_type", String(48), nullable=False),
+    Column("payload", Text, nullable=False),  # the event as delivered (JSON object)
+    Column("url", Text, nullable=True),  # the receiver when the event happened; NULL: none
+    Column("url_hash", String(64), nullable=True),
+    # pending | delivered | dead | unrouted (no receiver was configured)
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    Index("ix_callback_events_due", "state", "url_hash", "seq"),
+    Index("ix_callback_events_created", "created_at"),
+    Index("ix_callback_events_group", "group_id", "seq"),
+)
+
+# Delivery state per receiver URL, shared by every server: who holds it (a lease) and when it
+# may be tried again (backoff after failures: the receiver's circuit).
+callback_receivers = Table(
+    "callback_receivers",
+    metadata,
+    Column("url_hash", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("leased_by", String(64), nullable=True),
+    Column("leased_until", BigInteger, nullable=False),
+    Column("retry_at", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+)

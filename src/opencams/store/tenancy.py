@@ -66,3 +66,12 @@ async def config_value(tx: Tx, key: str) -> tuple[str, bool] | None:
         )
     ).first()
     return (row.value, row.secret) if row else None
+
+
+async def space_of_account(tx: Tx, account_id: str, space_id: str) -> bool:
+    row = (
+        await tx.execute(
+            select(spaces.c.id).where(spaces.c.id == space_id, spaces.c.account_id == account_id)
+        )
+    ).first()
+    return row is not None
