@@ -27,6 +27,7 @@ NUM_LOOP, NUM_LIST, NUM_BAD, NUM_LIMIT, NUM_FAIL = (
     "8613800000005",
 )
 NUM_LIFE, NUM_MEMBERS, NUM_SYNC = "8613800000006", "8613800000007", "8613800000008"
+NUM_CALLBACKS = "8613800000009"
 NUM_A2 = "8613800000021"
 NUM_B1 = "8613800000031"
 NUM_C1 = "8613800000041"
@@ -37,6 +38,7 @@ KEY_NOBODY = ("LTAI5tAcmeNobody001", "nobody-secret-0123456789")
 KEY_INTRUDER = ("LTAI5tBetaIntrud001", "intruder-secret-0123456789")
 ROLE_DEPLOYER = "acs:ram::1000000000000001:role/deployer"
 APP_SECRET = "conformance-app-secret-0123456789"
+CALLBACK_SECRET_A = "acme-callback-secret-0123456789"
 VERIFY_TOKEN = "conformance-verify-token"
 
 
@@ -65,6 +67,7 @@ TENANCY: dict[str, Any] = {
             "chat_groups_allowlisted": True,
             # Test suites burst far beyond the vendor's 50/s; throttling has tests of its own.
             "throttling": {"*": 100_000},
+            "callback_secret": CALLBACK_SECRET_A,
             "policies": [
                 {
                     "name": "groups-readonly-office",
@@ -137,6 +140,7 @@ TENANCY: dict[str, Any] = {
                                 NUM_LIFE,
                                 NUM_MEMBERS,
                                 NUM_SYNC,
+                                NUM_CALLBACKS,
                             ],
                             start=1,
                         )
