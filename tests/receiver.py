@@ -89,7 +89,7 @@ def receiving(secret: str) -> Iterator[Receiver]:
     receiver = Receiver(secret)
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             header = self.headers.get(signing.HEADER, "")
             status = receiver.answer()
