@@ -414,7 +414,9 @@ class Messages:
             quoted = self._control_message(group, {"message_id": reply_to})
             author = self.state.messages[quoted].from_wa_id
             number = self.state.numbers[group.phone_number_id]
-            shown = self.state.identity(author).get("wa_id") if author else None
+            # A hidden number is named by BSUID; the business by its own number.
+            who = self.state.identity(author) if author else {}
+            shown = who.get("wa_id") or who.get("user_id")
             item["context"] = {
                 "from": shown or "".join(c for c in number.display_phone_number if c.isdigit()),
                 "id": quoted,
