@@ -266,6 +266,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 or f"{runtime.self_url}/webhooks/whatsapp",
                 app_secret=receiver.app_secret,
                 webhook_delay=settings.sandbox_webhook_delay,
+                media_fetch_allow_private=settings.sandbox_media_fetch_allow_private,
             )
         )
         routes.append(Mount(SANDBOX_PREFIX, app=LoopbackControls(simulator.app)))

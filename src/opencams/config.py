@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     sandbox: bool = True
     sandbox_webhook_delay: float = Field(default=1.0, ge=0)
     sandbox_callback_url: str | None = None
+    # The simulator fetches media sent by link from public addresses only unless this is on.
+    sandbox_media_fetch_allow_private: bool = False
     picture_fetch_allow_private: bool = False
     redis_url: str | None = None
     auth_mode: Literal["enforce", "soft"] = "enforce"

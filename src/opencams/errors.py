@@ -28,7 +28,8 @@ project: any layer may raise or catch what it names.
     │   └── StoreConflict              a unique key taken by a concurrent writer
     ├── GraphError                     a Graph API call failed (`category`: what the domain maps)
     │   └── CircuitOpen                calls to Graph are paused after repeated failures
-    ├── PictureUnusable                a profile picture URL that cannot be used (`reason`)
+    ├── FetchRefused                   a caller-chosen URL that may not or could not be fetched
+    │   └── PictureUnusable            a profile picture URL that cannot be used (`reason`)
     ├── WebhookRejected                a Meta delivery that is not authentic or not parseable
     ├── NotJson                        a JSON-form complex parameter that is not JSON
     ├── PolicyError (ValueError)       a malformed RAM policy document, with its location
@@ -442,12 +443,17 @@ class CircuitOpen(GraphError):
         self.retry_in = retry_in
 
 
-class PictureUnusable(OpenCamsError):
-    """A profile picture URL that cannot be used; `reason` is shown to the caller."""
+class FetchRefused(OpenCamsError):
+    """A caller-chosen URL that may not be fetched (SSRF rules) or could not be
+    (opencams.safefetch); `reason` is safe to show to the caller."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class PictureUnusable(FetchRefused):
+    """A profile picture URL that cannot be used; `reason` is shown to the caller."""
 
 
 class WebhookRejected(OpenCamsError):

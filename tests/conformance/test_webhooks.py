@@ -211,3 +211,29 @@ def test_event_before_its_operation_is_parked_then_applied(server: LiveServer) -
         server, "SELECT state FROM webhook_events WHERE meta_request_id = :r", r=request_id
     )
     assert [r[0] for r in rows] == ["parked"]
+
+
+def test_messages_webhook_is_accepted_and_not_applied(server: LiveServer) -> None:
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": NUM_LOOP, "phone_number_id": PNID_LOOP},
+        "statuses": [
+            {
+                "id": "wamid.X",
+                "status": "sent",
+                "timestamp": "1764417000",
+                "recipient_type": "group",
+            }
+        ],
+    }
+    raw = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {"id": "210000000000001", "changes": [{"field": "messages", "value": value}]}
+            ],
+        }
+    ).encode()
+    response = post(server, raw)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"received": 0, "outcomes": [], "skipped": 0}

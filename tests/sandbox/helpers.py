@@ -42,8 +42,15 @@ class Received:
 
     @property
     def group(self) -> dict[str, Any]:
-        item: dict[str, Any] = self.value["groups"][0]
+        """The group event of a group webhook ({} for a `messages` webhook)."""
+        groups = self.value.get("groups") or [{}]
+        item: dict[str, Any] = groups[0]
         return item
+
+    @property
+    def statuses(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.value.get("statuses", [])
+        return items
 
     def signature_ok(self, secret: str = APP_SECRET) -> bool:
         expected = "sha256=" + hmac.new(secret.encode(), self.body, hashlib.sha256).hexdigest()

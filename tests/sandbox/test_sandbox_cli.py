@@ -578,3 +578,25 @@ def test_standalone_server_subprocess() -> None:
     assert "Application shutdown complete" in stderr
     assert f"Graph base URL {base}/graph/v23.0" in stdout
     assert f"controls at {base}/control" in stdout
+
+
+def test_member_says_reacts_replies_pins_and_fails_delivery(url: str, receiver: Receiver) -> None:
+    group = new_group(url)
+    ok(cli("tap-link", group["invite_link"], "--wa-id", "15550100001", "--url", url))
+    ok(cli("user", "--wa-id", "15550100001", "--profile-name", "Ann", "--url", url))
+    meta = ["--meta-group", group["group_id"], "--wa-id", "15550100001", "--url", url]
+    said = ok(cli("say", *meta, "--text", "hello"))
+    wamid = said["id"]
+    assert said["type"] == "text" and wamid.startswith("wamid.")
+    assert ok(cli("react", *meta, "--message-id", wamid, "--emoji", "👍"))["type"] == "reaction"
+    assert ok(cli("reply", *meta, "--message-id", wamid, "--text", "again"))["type"] == "text"
+    assert ok(cli("pin", *meta, "--message-id", wamid, "--days", "3"))["type"] == "pin"
+    assert ok(cli("send-media", *meta, "--type", "document"))["type"] == "document"
+    assert ok(cli("fail-next-delivery", *meta))["fail_next_delivery"] == 1
+    error = refused(cli("react", *meta, "--message-id", "wamid.nope", "--emoji", "x"))
+    assert "no message" in error["error"]
+    ok(cli("webhooks", "flush", "--url", url))
+    inbound = [r.value["messages"][0] for r in receiver.received if "messages" in r.value]
+    assert [m["type"] for m in inbound] == ["text", "reaction", "text", "pin", "document"]
+    assert inbound[2]["context"]["id"] == wamid
+    assert all(m["group_id"] == group["group_id"] for m in inbound)

@@ -36,8 +36,8 @@ import httpx
 
 from opencams.callbacks import signing
 from opencams.callbacks.settings import new_secret
-from opencams.channel.pictures import PicturePolicy, check_target
-from opencams.errors import PictureUnusable, StoreError
+from opencams.errors import FetchRefused, StoreError
+from opencams.safefetch import FetchPolicy, check_target
 from opencams.store import callbacks
 from opencams.store.callbacks import CallbackEvent
 from opencams.store.clock import now_ms
@@ -329,8 +329,8 @@ async def send(
 ) -> Outcome:
     """One signed POST to the checked address of `url` (never to a second DNS answer)."""
     try:
-        target = await check_target(url, PicturePolicy(allow_private=allow_private), "callback")
-    except PictureUnusable as exc:
+        target = await check_target(url, FetchPolicy(allow_private=allow_private, noun="callback"))
+    except FetchRefused as exc:
         return Outcome("retry", _short(exc.reason))
     headers = {
         "Host": target.url.netloc.decode("ascii"),

@@ -12,18 +12,18 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from opencams.channel.pictures import PicturePolicy, check_target
 from opencams.errors import (
     CallbackUrlInvalid,
+    FetchRefused,
     InvalidParameter,
     NoAuth,
-    PictureUnusable,
     QueueDeliveryNotSupported,
 )
 from opencams.groups import validation
 from opencams.groups.common import require_allowlisted, resolve_number
 from opencams.groups.context import Ctx
 from opencams.groups.results import Done
+from opencams.safefetch import FetchPolicy, check_target
 from opencams.store import callbacks, tenancy
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
@@ -69,8 +69,8 @@ async def check_url(url: str | None, rules: UrlRules, name: str) -> str | None:
     ):
         raise CallbackUrlInvalid(f"{name} must be an https:// URL")
     try:
-        await check_target(url, PicturePolicy(allow_private=rules.allow_private), "callback")
-    except PictureUnusable as exc:
+        await check_target(url, FetchPolicy(allow_private=rules.allow_private, noun="callback"))
+    except FetchRefused as exc:
         raise CallbackUrlInvalid(f"{name}: {exc.reason}") from None
     return url
 

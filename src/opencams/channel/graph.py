@@ -8,10 +8,19 @@ Retries with exponential backoff and jitter cover throttling and unavailability.
 out after the request was sent is *not* retried: Meta may have acted on it, and a second create
 would make a second group. The caller then reports ChannelError.Unavailable and a later sync
 reconciles what Meta did.
+
+`send_message` is never retried once the request may have left (a timeout after sending, a
+dropped connection): Graph has no idempotency key for sends, so a second POST is a second message
+in the group. The caller makes sends idempotent itself: it records its own message id (and the
+payload) *before* calling, stores the returned wamid against it, and on an `unavailable` error
+with `retry_safe=False` marks the message "unknown" instead of sending again; the `messages`
+status webhooks (keyed by wamid) or the user settle it later. Throttling and 5xx answers, which
+mean Meta did not accept the message, are retried as for every call.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -24,7 +33,13 @@ from tenacity import (
 
 from opencams.channel.breaker import Breaker
 from opencams.channel.codes import NOT_ELIGIBLE_CODES, THROTTLE_CODES, TRANSIENT_CODES
-from opencams.channel.types import CreatedGroupRequest, GroupInfo, GroupPage, GroupSummary
+from opencams.channel.types import (
+    CreatedGroupRequest,
+    GroupInfo,
+    GroupPage,
+    GroupSummary,
+    MediaInfo,
+)
 from opencams.errors import GraphCategory as Category
 from opencams.errors import GraphError
 
@@ -307,3 +322,94 @@ class GraphClient:
         )
         request_id = body.get("request_id")
         return str(request_id) if request_id else None
+
+    # --- messages and media ----------------------------------------------------------------
+
+    async def send_message(self, phone_number_id: str, token: str, payload: dict[str, Any]) -> str:
+        """POST /{phone-number-id}/messages (e.g. `recipient_type: "group"`); returns the wamid.
+
+        `payload` is Meta's message object; `messaging_product` is added when missing. Not
+        retried after it may have been sent (module docstring: how to make sends idempotent).
+        """
+        body = await self._call(
+            "POST",
+            f"{phone_number_id}/messages",
+            token,
+            json={"messaging_product": "whatsapp", **payload},
+        )
+        messages = body.get("messages")
+        first = messages[0] if isinstance(messages, list) and messages else None
+        wamid = first.get("id") if isinstance(first, dict) else None
+        if not isinstance(wamid, str) or not wamid:
+            raise GraphError("rejected", "Graph accepted the message but returned no message id")
+        return wamid
+
+    async def upload_media(
+        self,
+        phone_number_id: str,
+        token: str,
+        data: bytes,
+        mime_type: str,
+        filename: str = "file",
+    ) -> str:
+        """POST /{phone-number-id}/media (multipart); returns the media id. An upload that timed
+        out is not retried (a second upload is harmless but wasteful; the caller may retry)."""
+        body = await self._call(
+            "POST",
+            f"{phone_number_id}/media",
+            token,
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename, data, mime_type)},
+        )
+        media_id = body.get("id")
+        if not media_id:
+            raise GraphError("rejected", "Graph accepted the upload but returned no media id")
+        return str(media_id)
+
+    async def get_media(self, media_id: str, token: str) -> MediaInfo:
+        body = await self._call("GET", media_id, token)
+        url = body.get("url")
+        if not isinstance(url, str) or not url:
+            raise GraphError("rejected", f"Graph returned no download URL for media {media_id}")
+        size = body.get("file_size")
+        return MediaInfo(
+            id=str(body.get("id", media_id)),
+            url=url,
+            mime_type=str(body.get("mime_type", "")),
+            sha256=str(body.get("sha256", "")),
+            file_size=int(size) if isinstance(size, int | str) and str(size).isdigit() else 0,
+        )
+
+    async def download_media(self, info: MediaInfo, token: str, *, max_bytes: int) -> bytes:
+        """The bytes behind `info.url`, fetched with the token as Meta requires; checked against
+        `info.sha256` when Meta gave one. The URL is Meta's (from `get_media`), not a caller's."""
+        self._breaker.before()
+        try:
+            async with self._http.stream(
+                "GET", info.url, headers={"authorization": f"Bearer {token}"}
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    self._breaker.neutral()
+                    raise _classify(response.status_code, _json_or_none(response))
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data += chunk
+                    if len(data) > max_bytes:
+                        self._breaker.neutral()
+                        raise GraphError("rejected", f"media is larger than {max_bytes} bytes")
+        except httpx.HTTPError as exc:
+            self._breaker.failed()
+            raise GraphError("unavailable", f"media download failed: {exc}") from exc
+        if info.sha256 and hashlib.sha256(data).hexdigest() != info.sha256:
+            self._breaker.neutral()
+            raise GraphError("rejected", "downloaded media does not match its sha256")
+        self._breaker.succeeded()
+        return bytes(data)
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -32,3 +32,14 @@ class GroupInfo:
     join_approval_mode: str | None
     total_participant_count: int | None
     participants: list[str]
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """`GET /{media-id}`: where to download it (with the token) and what it is."""
+
+    id: str
+    url: str
+    mime_type: str
+    sha256: str
+    file_size: int

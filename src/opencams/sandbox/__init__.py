@@ -9,10 +9,15 @@ Graph (`Authorization: Bearer <token>`; any `v<major>.<minor>` version segment):
     GET/POST/DELETE /graph/{v}/{group_id}/invite_link         current / reset / revoke
     DELETE          /graph/{v}/{group_id}/participants        remove (async, bans from rejoining)
     GET/POST/DELETE /graph/{v}/{group_id}/join_requests       list / approve / reject
+    POST            /graph/{v}/{phone_number_id}/messages     group messages (statuses by webhook)
+    POST            /graph/{v}/{phone_number_id}/media        upload (multipart)
+    GET/DELETE      /graph/{v}/{media_id}                     media info (url) / delete
+    GET             /lookaside/whatsapp_business/attachments/ media download (with the token)
 
 Test controls (JSON in and out, 4xx `{"error": ...}` when refused), all POST unless noted:
     /control/numbers, /control/eligible, /control/fail-next, /control/tap-link,
     /control/cancel-request, /control/leave, /control/suspend, /control/unsuspend,
+    /control/users, /control/member-message, /control/fail-next-delivery,
     /control/webhooks/{hold,release,reorder,drop,duplicate,flush,redeliver,callback,verify},
     GET /control/state, /control/reset
 """

@@ -10,7 +10,9 @@ from starlette.types import ASGIApp
 from .config import SandboxConfig
 from .control import ControlApi
 from .graph import GraphApi
+from .library import Library
 from .members import Members
+from .messages import Messages
 from .rules import Rules
 from .state import SimState
 from .webhooks import Outbox
@@ -29,8 +31,10 @@ class Simulator:
         self.outbox = Outbox(config)
         self.rules = Rules(self.state, self.outbox)
         self.members = Members(self.rules)
-        graph = GraphApi(self.rules, self.members)
-        control = ControlApi(self.state, self.rules, self.members, self.outbox)
+        self.library = Library(self.state, allow_private=config.media_fetch_allow_private)
+        self.messages = Messages(self.rules, self.library)
+        graph = GraphApi(self.rules, self.members, self.messages)
+        control = ControlApi(self.state, self.rules, self.members, self.outbox, self.messages)
         self.app: ASGIApp = Starlette(
             routes=[*graph.routes(), *control.routes()],
             exception_handlers={404: _not_found, 405: _not_allowed},

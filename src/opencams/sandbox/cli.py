@@ -51,6 +51,8 @@ WaIdOption = Annotated[
     str, typer.Option("--wa-id", help="The user's WhatsApp id (phone number digits).")
 ]
 
+MessageIdOption = Annotated[str, typer.Option("--message-id", help="The message's id (wamid.…).")]
+
 
 def build_app(resolve_group: GroupResolver | None = None) -> typer.Typer:
     """The `sandbox` command group. `resolve_group` serves `--group`; without it only
@@ -179,6 +181,145 @@ def build_app(resolve_group: GroupResolver | None = None) -> typer.Typer:
         """A participant leaves the group (they may rejoin through the link)."""
         body = {"group_id": meta_group_id(group, meta_group), "wa_id": wa_id}
         call(url, "leave", body, timeout)
+
+    @app.command("user")
+    def user(
+        wa_id: WaIdOption,
+        profile_name: Annotated[
+            str | None, typer.Option(help="Profile name shown in messages.", show_default=False)
+        ] = None,
+        username: Annotated[
+            str | None,
+            typer.Option(help="Username (gives the user a BSUID).", show_default=False),
+        ] = None,
+        number_hidden: Annotated[
+            bool | None,
+            typer.Option(
+                "--number-hidden/--number-shown",
+                help="Leave wa_id out of what Meta reports (needs a username).",
+                show_default=False,
+            ),
+        ] = None,
+        url: UrlOption = DEFAULT_URL,
+        timeout: TimeoutOption = 60.0,
+    ) -> None:
+        """Register a simulated user (2026 identities: username, BSUID, hidden number)."""
+        body: dict[str, Any] = {"wa_id": wa_id}
+        for name, value in (
+            ("profile_name", profile_name),
+            ("username", username),
+            ("number_hidden", number_hidden),
+        ):
+            if value is not None:
+                body[name] = value
+        call(url, "users", body, timeout)
+
+    @app.command("say")
+    def say(
+        wa_id: WaIdOption,
+        text: Annotated[str, typer.Option("--text", help="What the member writes.")],
+        group: GroupOption = None,
+        meta_group: MetaGroupOption = None,
+        url: UrlOption = DEFAULT_URL,
+        timeout: TimeoutOption = 60.0,
+    ) -> None:
+        """A member writes a text message in the group."""
+        body = {"group_id": meta_group_id(group, meta_group), "wa_id": wa_id, "text": text}
+        call(url, "member-message", body, timeout)
+
+    @app.command("reply")
+    def reply(
+        wa_id: WaIdOption,
+        message_id: MessageIdOption,
+        text: Annotated[str, typer.Option("--text", help="What the member writes.")],
+        group: GroupOption = None,
+        meta_group: MetaGroupOption = None,
+        url: UrlOption = DEFAULT_URL,
+        timeout: TimeoutOption = 60.0,
+    ) -> None:
+        """A member replies to a message (context.id)."""
+        body = {
+            "group_id": meta_group_id(group, meta_group),
+            "wa_id": wa_id,
+            "text": text,
+            "context": message_id,
+        }
+        call(url, "member-message", body, timeout)
+
+    @app.command("react")
+    def react(
+        wa_id: WaIdOption,
+        message_id: MessageIdOption,
+        emoji: Annotated[str, typer.Option("--emoji", help="The reaction ('' removes it).")],
+        group: GroupOption = None,
+        meta_group: MetaGroupOption = None,
+        url: UrlOption = DEFAULT_URL,
+        timeout: TimeoutOption = 60.0,
+    ) -> None:
+        """A member reacts to a message."""
+        body = {
+            "group_id": meta_group_id(group, meta_group),
+            "wa_id": wa_id,
+            "type": "reaction",
+            "message_id": message_id,
+            "emoji": emoji,
+        }
+        call(url, "member-message", body, timeout)
+
+    @app.command("pin")
+    def pin(
+        wa_id: WaIdOption,
+        message_id: MessageIdOption,
+        days: Annotated[int, typer.Option("--days", help="Days pinned (1-30).")] = 7,
+        group: GroupOption = None,
+        meta_group: MetaGroupOption = None,
+        url: UrlOption = DEFAULT_URL,
+        timeout: TimeoutOption = 60.0,
+    ) -> None:
+        """A member pins a message."""
+        body = {
+            "group_id": meta_group_id(group, meta_group),
+            "wa_id": wa_id,
+            "type": "pin",
+            "message_id": message_id,
+            "expiration_days": days,
+        }
+        call(url, "member-message", body, timeout)
+
+    @app.command("send-media")
+    def send_media(
+        wa_id: WaIdOption,
+        kind: Annotated[str, typer.Option("--type", help="image or document.")] = "image",
+        caption: Annotated[str | None, typer.Option(show_default=False)] = None,
+        filename: Annotated[str | None, typer.Option(show_default=False)] = None,
+        group: GroupOption = None,
+        meta_group: MetaGroupOption = None,
+        url: UrlOption = DEFAULT_URL,
+        timeout: TimeoutOption = 60.0,
+    ) -> None:
+        """A member sends an image or a document (a sample file; GET /{media-id} serves it)."""
+        body: dict[str, Any] = {
+            "group_id": meta_group_id(group, meta_group),
+            "wa_id": wa_id,
+            "type": kind,
+        }
+        if caption is not None:
+            body["caption"] = caption
+        if filename is not None:
+            body["filename"] = filename
+        call(url, "member-message", body, timeout)
+
+    @app.command("fail-next-delivery")
+    def fail_next_delivery(
+        wa_id: WaIdOption,
+        group: GroupOption = None,
+        meta_group: MetaGroupOption = None,
+        url: UrlOption = DEFAULT_URL,
+        timeout: TimeoutOption = 60.0,
+    ) -> None:
+        """The member fails to receive the business's next message (a failed status)."""
+        body = {"group_id": meta_group_id(group, meta_group), "wa_id": wa_id}
+        call(url, "fail-next-delivery", body, timeout)
 
     @app.command("suspend")
     def suspend(

@@ -25,3 +25,6 @@ class SandboxConfig:
     retry_delays: tuple[float, ...] = (0.5, 2.0, 8.0)
     # Timeout of one webhook POST.
     delivery_timeout: float = 10.0
+    # Media sent by `link` is fetched like Meta does, from public addresses only; when on, private
+    # and loopback addresses are allowed too (tests and closed setups).
+    media_fetch_allow_private: bool = False

@@ -15,9 +15,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .errors import ControlRefused
-from .members import Members
+from .ids import new_bsuid
+from .members import Members, control_wa_id
+from .messages import Messages
 from .rules import Rules
-from .state import OPERATIONS, WEBHOOK_OPERATIONS, FailMode, FailRule, SimState
+from .state import OPERATIONS, WEBHOOK_OPERATIONS, FailMode, FailRule, SimState, User
 from .webhooks import Outbox
 
 Body = dict[str, Any]
@@ -60,11 +62,19 @@ def bool_field(body: Body, name: str) -> bool:
 
 
 class ControlApi:
-    def __init__(self, state: SimState, rules: Rules, members: Members, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        state: SimState,
+        rules: Rules,
+        members: Members,
+        outbox: Outbox,
+        messages: Messages,
+    ) -> None:
         self.state = state
         self.rules = rules
         self.members = members
         self.outbox = outbox
+        self.messages = messages
 
     def routes(self) -> list[Route]:
         posts: dict[str, Handler] = {
@@ -74,6 +84,9 @@ class ControlApi:
             "tap-link": self.tap_link,
             "cancel-request": self.cancel_request,
             "leave": self.leave,
+            "users": self.users,
+            "member-message": self.member_message,
+            "fail-next-delivery": self.fail_next_delivery,
             "suspend": self.suspend,
             "unsuspend": self.unsuspend,
             "reset": self.reset,
@@ -144,6 +157,44 @@ class ControlApi:
 
     async def leave(self, body: Body) -> Body:
         return self.members.leave(required_text(body, "group_id"), body.get("wa_id"))
+
+    async def users(self, body: Body) -> Body:
+        """Register (or update) a user: profile name, username (which gives a BSUID), hidden
+        number, parent BSUID, read receipts."""
+        wa_id = control_wa_id(body.get("wa_id"))
+        user = self.state.users.get(wa_id) or User(wa_id)
+        name = text_field(body, "profile_name", required=False)
+        if name is not None:
+            user.profile_name = name
+        username = text_field(body, "username", required=False)
+        if username is not None:
+            user.username = username
+        if user.username is not None and user.user_id is None:
+            user.user_id = new_bsuid(wa_id)
+        if "parent_user_id" in body:
+            parent = body["parent_user_id"]
+            if parent is True:
+                user.parent_user_id = user.parent_user_id or new_bsuid(wa_id, enterprise=True)
+            elif parent is False or parent is None:
+                user.parent_user_id = None
+            elif isinstance(parent, str) and parent:
+                user.parent_user_id = parent
+            else:
+                raise ControlRefused(400, "parent_user_id must be true, false or a BSUID")
+        if "number_hidden" in body:
+            user.number_hidden = bool_field(body, "number_hidden")
+        if user.number_hidden and user.user_id is None:
+            raise ControlRefused(400, "only a user with a username can hide their number")
+        if "read_receipts" in body:
+            user.read_receipts = bool_field(body, "read_receipts")
+        self.state.users[wa_id] = user
+        return {**user.dump(), "identity": user.identity()}
+
+    async def member_message(self, body: Body) -> Body:
+        return self.messages.member_sends(body)
+
+    async def fail_next_delivery(self, body: Body) -> Body:
+        return self.messages.fail_next_delivery(body)
 
     async def suspend(self, body: Body) -> Body:
         return self._suspension(body, True)

@@ -17,14 +17,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .errors import MetaErrorAnswer
+from .library import MAX_UPLOAD_BYTES
 from .media import MAX_PICTURE_BYTES, parse_multipart
 from .members import Members
-from .rules import Page, Rules, unsupported_object
+from .messages import Messages
+from .rules import Page, Rules, require_whatsapp, unsupported_object
 
 _VERSION = re.compile(r"v\d+\.\d+")
 # Generous bound on a request body: a 5 MB picture plus multipart overhead.
 _MAX_BODY = MAX_PICTURE_BYTES + 1024 * 1024
 _PICTURE_PARTS = ("file", "profile_picture_file")
+# Where `GET /{media-id}`'s `url` points (Meta: lookaside.fbsbx.com/whatsapp_business/attachments/).
+DOWNLOAD_PATH = "/lookaside/whatsapp_business/attachments/"
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 
@@ -45,12 +49,12 @@ def bearer_token(request: Request) -> str:
     raise MetaErrorAnswer(190, "Invalid OAuth access token - Cannot parse access token")
 
 
-async def read_body(request: Request) -> bytes:
+async def read_body(request: Request, limit: int = _MAX_BODY) -> bytes:
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > _MAX_BODY:
+    if length is not None and length.isdigit() and int(length) > limit:
         raise MetaErrorAnswer(100, "Request body too large")
     body = await request.body()
-    if len(body) > _MAX_BODY:
+    if len(body) > limit:
         raise MetaErrorAnswer(100, "Request body too large")
     return body
 
@@ -87,9 +91,10 @@ def _form_params(raw: bytes) -> dict[str, Any]:
 
 
 class GraphApi:
-    def __init__(self, rules: Rules, members: Members) -> None:
+    def __init__(self, rules: Rules, members: Members, messages: Messages) -> None:
         self.rules = rules
         self.members = members
+        self.messages = messages
 
     def routes(self) -> list[Route]:
         methods = ["GET", "POST", "DELETE"]
@@ -110,7 +115,10 @@ class GraphApi:
                 self._wrap(self.join_requests),
                 methods=methods,
             ),
+            Route("/graph/{version}/{node}/messages", self._wrap(self.send), methods=methods),
+            Route("/graph/{version}/{node}/media", self._wrap(self.upload), methods=methods),
             Route("/graph/{version}/{node}", self._wrap(self.node), methods=methods),
+            Route(DOWNLOAD_PATH, self.download, methods=["GET"]),
             Route("/graph/{rest:path}", unknown_path, methods=methods),
         ]
 
@@ -146,6 +154,8 @@ class GraphApi:
 
     async def node(self, request: Request, token: str) -> Response:
         node = request.path_params["node"]
+        if node in self.rules.state.media and request.method in ("GET", "DELETE"):
+            return graph_json(self.media_node(request, node, token))
         if node.isdigit():
             # Phone-number (or other numeric) nodes are outside the groups surface.
             raise MetaErrorAnswer(100, unsupported(request, node))
@@ -193,6 +203,75 @@ class GraphApi:
         if request.method == "POST":
             return graph_json(self.members.approve_join_requests(node, token, body))
         return graph_json(self.members.reject_join_requests(node, token, body))
+
+    # --- /{phone_number_id}/messages and media ---------------------------------------------
+
+    async def send(self, request: Request, token: str) -> Response:
+        node = request.path_params["node"]
+        if request.method != "POST":
+            raise MetaErrorAnswer(100, unsupported(request, node))
+        body = await json_params(request)
+        return graph_json(await self.messages.send(node, token, body))
+
+    async def upload(self, request: Request, token: str) -> Response:
+        node = request.path_params["node"]
+        if request.method != "POST":
+            raise MetaErrorAnswer(100, unsupported(request, node))
+        number = self.rules.auth_number(node, token)
+        self.rules.fail_sync("media")
+        content_type = request.headers.get("content-type", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise MetaErrorAnswer(100, "Upload media as multipart/form-data (part 'file')")
+        raw = await read_body(request, MAX_UPLOAD_BYTES + 1024 * 1024)
+        try:
+            parts = parse_multipart(raw, content_type)
+        except ValueError as exc:
+            raise MetaErrorAnswer(100, f"Malformed multipart body: {exc}") from None
+        fields = {p.name: p.data.decode("utf-8", "replace") for p in parts if p.name != "file"}
+        require_whatsapp(fields)
+        file = next((p for p in parts if p.name == "file"), None)
+        if file is None:
+            raise MetaErrorAnswer(131008, "The parameter file is required.")
+        mime_type = (fields.get("type") or file.content_type or "").split(";")[0].strip().lower()
+        if not mime_type:
+            raise MetaErrorAnswer(131008, "The parameter type is required.")
+        media = self.messages.library.upload(
+            number.phone_number_id, file.data, mime_type, file.filename
+        )
+        return graph_json({"id": media.media_id})
+
+    def media_node(self, request: Request, media_id: str, token: str) -> dict[str, Any]:
+        media = self.rules.state.media[media_id]
+        number = self.rules.state.numbers[media.phone_number_id]
+        if not self.rules.state.authorize(number, token):
+            raise MetaErrorAnswer(100, unsupported(request, media_id))
+        if request.method == "DELETE":
+            del self.rules.state.media[media_id]
+            return {"success": True}
+        base = str(request.base_url).rstrip("/")
+        url = f"{base}{DOWNLOAD_PATH}?{urlencode({'mid': media_id, 'hash': media.sha256[:16]})}"
+        return {
+            "messaging_product": "whatsapp",
+            "url": url,
+            "mime_type": media.mime_type,
+            "sha256": media.sha256,
+            "file_size": len(media.data),
+            "id": media_id,
+        }
+
+    async def download(self, request: Request) -> Response:
+        """The media URL of `GET /{media-id}`: the bytes, for the number's token only."""
+        try:
+            token = bearer_token(request)
+            media = self.rules.state.media.get(request.query_params.get("mid", ""))
+            if media is None or request.query_params.get("hash") != media.sha256[:16]:
+                return Response(status_code=404)
+            number = self.rules.state.numbers[media.phone_number_id]
+            if not self.rules.state.authorize(number, token):
+                raise MetaErrorAnswer(190, "Invalid OAuth access token for this media")
+        except MetaErrorAnswer as exc:
+            return graph_json(exc.body(), exc.http_status)
+        return Response(media.data, media_type=media.mime_type)
 
     @staticmethod
     def _group_node(request: Request) -> str:

@@ -136,3 +136,35 @@ def normalize_wa_id(user: str) -> str | None:
     if not text.isdigit() or not 6 <= len(text) <= 20:
         return None
     return text
+
+
+def new_wamid(jid: str) -> str:
+    """`wamid.` + base64, like Meta's `wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0...`: an
+    opaque string the connector must not parse (here it carries the group jid and 10 random
+    bytes)."""
+    raw = b"\x18\x12" + jid.encode() + b"\x15\x02\x00\x12\x18\x14" + secrets.token_bytes(10)
+    return "wamid." + base64.b64encode(raw).decode("ascii")
+
+
+def new_media_id() -> str:
+    """Meta's media ids are numeric strings (15-16 digits)."""
+    return str(10**15 + secrets.randbelow(9 * 10**15))
+
+
+# Country codes of the phone prefixes the simulator names in BSUIDs (`CC.<digits>`); others: ZZ.
+_BSUID_COUNTRIES = (
+    ("1", "US"),
+    ("44", "GB"),
+    ("49", "DE"),
+    ("55", "BR"),
+    ("852", "HK"),
+    ("86", "CN"),
+    ("91", "IN"),
+)
+
+
+def new_bsuid(wa_id: str, enterprise: bool = False) -> str:
+    """A business-scoped user id: `CC.` (or `CC.ENT.` for a parent BSUID) + 20 digits."""
+    country = next((cc for prefix, cc in _BSUID_COUNTRIES if wa_id.startswith(prefix)), "ZZ")
+    digits = f"{secrets.randbelow(10**20):020d}"
+    return f"{country}.ENT.{digits}" if enterprise else f"{country}.{digits}"

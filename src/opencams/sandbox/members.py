@@ -23,7 +23,7 @@ _MAX_CURSOR = 2**62
 @dataclass(frozen=True)
 class RemovalTarget:
     input: str  # echoed back in the webhook exactly as the business sent it
-    wa_id: str | None  # None for a BSUID (`user_id`), which the simulator never matches
+    wa_id: str | None  # None for a BSUID (`user_id`) of no registered user
 
 
 class Members:
@@ -40,7 +40,10 @@ class Members:
         self.rules.fail_sync("remove-participants")
         self.rules.check_eligible(number)
         self.rules.check_writable(group)
-        targets = parse_removal(body)
+        targets = [
+            RemovalTarget(t.input, self.state.wa_id_of_bsuid(t.input)) if t.wa_id is None else t
+            for t in parse_removal(body)
+        ]
         rule = self.rules.fail_webhook("remove-participants")
         request_id = new_request_id()
 
@@ -61,7 +64,7 @@ class Members:
                 assert target.wa_id is not None
                 del group.participants[target.wa_id]
                 group.banned.add(target.wa_id)
-                removed.append({"input": target.input, "wa_id": target.wa_id})
+                removed.append({"input": target.input, **self.state.identity(target.wa_id)})
             item: dict[str, Any] = {
                 "timestamp": str(now_ts()),
                 "group_id": group.group_id,
@@ -119,7 +122,9 @@ class Members:
                 del group.join_requests[request.wa_id]
                 group.participants[request.wa_id] = now_ts()
                 approved.append(request_id)
-                added.append({"input": request.wa_id, "wa_id": request.wa_id})
+                identity = self.state.identity(request.wa_id)
+                shown = identity.get("wa_id") or identity.get("user_id") or request.wa_id
+                added.append({"input": shown, **identity})
         if added:
             item = {
                 "timestamp": str(now_ts()),
@@ -197,7 +202,7 @@ class Members:
                 "group_id": group.group_id,
                 "type": "group_participants_add",
                 "reason": "invite_link",
-                "added_participants": [{"wa_id": wa_id}],
+                "added_participants": [self.state.identity(wa_id)],
             }
             self._emit(group, f"join {wa_id}", item)
             return {**result, "result": "joined"}
@@ -210,6 +215,7 @@ class Members:
             wa_id=wa_id,
             creation_timestamp=now_ts(),
             seq=self.state.next_seq(),
+            identity=self.state.identity(wa_id),
         )
         group.join_requests[wa_id] = request
         item = {
@@ -217,7 +223,7 @@ class Members:
             "group_id": group.group_id,
             "type": "group_join_request_created",
             "join_request_id": request.join_request_id,
-            "wa_id": wa_id,
+            **self.state.identity(wa_id),
         }
         self._emit(group, f"join-request {wa_id}", item)
         return {**result, "result": "requested", "join_request_id": request.join_request_id}
@@ -233,7 +239,7 @@ class Members:
             "group_id": group.group_id,
             "type": "group_join_request_revoked",
             "join_request_id": request.join_request_id,
-            "wa_id": wa_id,
+            **self.state.identity(wa_id),
         }
         self._emit(group, f"cancel-request {wa_id}", item)
         return {"group_id": group.group_id, "wa_id": wa_id, "result": "cancelled"}
@@ -247,7 +253,7 @@ class Members:
             "timestamp": str(now_ts()),
             "group_id": group.group_id,
             "type": "group_participants_remove",
-            "removed_participants": [{"wa_id": wa_id}],
+            "removed_participants": [self.state.identity(wa_id)],
             "initiated_by": "participant",
         }
         self._emit(group, f"leave {wa_id}", item)

@@ -293,7 +293,7 @@ class Rules:
             "join_approval_mode": group.join_approval_mode,
             "suspended": group.suspended,
             "creation_timestamp": group.creation_timestamp,
-            "participants": [{"wa_id": wa_id} for wa_id in group.participants],
+            "participants": [self.state.identity(wa_id) for wa_id in group.participants],
             "total_participant_count": len(group.participants),
         }
         for name in fields:

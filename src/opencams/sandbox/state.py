@@ -35,10 +35,12 @@ Operation = Literal[
     "invite-link",
     "remove-participants",
     "join-requests",
+    "send",
+    "media",
 ]
 OPERATIONS: tuple[str, ...] = get_args(Operation)
 # Operations answered by a webhook, the only ones a `mode: webhook` failure makes sense for.
-WEBHOOK_OPERATIONS = ("create", "update", "delete", "remove-participants")
+WEBHOOK_OPERATIONS = ("create", "update", "delete", "remove-participants", "send")
 
 
 def now_ts() -> int:
@@ -67,17 +69,107 @@ class PhoneNumber:
 
 
 @dataclass
+class User:
+    """A simulated WhatsApp user. Registered users (`/control/users`) may carry the 2026
+    identity fields: a username, a business-scoped user id (BSUID) and a hidden number."""
+
+    wa_id: str  # the phone number: the simulator's key, even when hidden from the business
+    profile_name: str | None = None
+    username: str | None = None
+    user_id: str | None = None  # BSUID, e.g. US.13491208655302741918
+    parent_user_id: str | None = None  # e.g. US.ENT.11815799212886844830
+    number_hidden: bool = False
+    read_receipts: bool = True
+    fail_next_delivery: int = 0  # business messages this user will fail to receive
+
+    def identity(self) -> dict[str, Any]:
+        """How Meta names this user in participant lists and webhooks."""
+        wire: dict[str, Any] = {}
+        if not self.number_hidden:
+            wire["wa_id"] = self.wa_id
+        if self.user_id is not None:
+            wire["user_id"] = self.user_id
+        if self.parent_user_id is not None:
+            wire["parent_user_id"] = self.parent_user_id
+        if self.username is not None:
+            wire["username"] = self.username
+        return wire
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "wa_id": self.wa_id,
+            "profile_name": self.profile_name,
+            "username": self.username,
+            "user_id": self.user_id,
+            "parent_user_id": self.parent_user_id,
+            "number_hidden": self.number_hidden,
+            "read_receipts": self.read_receipts,
+            "fail_next_delivery": self.fail_next_delivery,
+        }
+
+
+@dataclass
 class JoinRequest:
     join_request_id: str
     wa_id: str
     creation_timestamp: int
     seq: int
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def wire(self) -> dict[str, Any]:
         return {
             "join_request_id": self.join_request_id,
-            "wa_id": self.wa_id,
+            **(self.identity or {"wa_id": self.wa_id}),
             "creation_timestamp": self.creation_timestamp,
+        }
+
+
+@dataclass
+class Media:
+    """Media Meta holds: uploaded by the business, or sent by a member in a group."""
+
+    media_id: str
+    phone_number_id: str
+    mime_type: str
+    data: bytes
+    filename: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "id": self.media_id,
+            "phone_number_id": self.phone_number_id,
+            "mime_type": self.mime_type,
+            "file_size": len(self.data),
+            "sha256": self.sha256,
+            "filename": self.filename,
+        }
+
+
+@dataclass
+class Message:
+    """A message in a group: sent by the business (`from_wa_id` None) or by a member."""
+
+    wamid: str
+    group_id: str
+    type: str
+    timestamp: int
+    from_wa_id: str | None = None
+    # Business messages: participant wa_id -> last status reported (sent, delivered, read, failed)
+    statuses: dict[str, str] = field(default_factory=dict)
+    status: str = "accepted"  # of the message as a whole: accepted, sent, failed
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "id": self.wamid,
+            "group_id": self.group_id,
+            "type": self.type,
+            "from": self.from_wa_id,
+            "status": self.status,
+            "participants": dict(self.statuses),
         }
 
 
@@ -102,6 +194,8 @@ class Group:
     join_requests: dict[str, JoinRequest] = field(default_factory=dict)  # wa_id -> pending
     picture_sha256: str | None = None
     failure: dict[str, Any] | None = None  # the error a failed create reported
+    pinned: dict[str, int] = field(default_factory=dict)  # wamid -> unix seconds it expires
+    last_inbound: int | None = None  # when a member last wrote (customer service window)
 
     @property
     def live(self) -> bool:
@@ -129,6 +223,7 @@ class Group:
             "join_requests": [r.wire() for r in self.join_requests.values()],
             "picture_sha256": self.picture_sha256,
             "failure": self.failure,
+            "pinned": list(self.pinned),
         }
 
 
@@ -149,6 +244,9 @@ class SimState:
         self.groups: dict[str, Group] = {}
         self.invite_codes: dict[str, str] = {}  # current invite code -> group id
         self.fail_rules: dict[str, deque[FailRule]] = {}
+        self.users: dict[str, User] = {}  # wa_id -> registered user
+        self.media: dict[str, Media] = {}
+        self.messages: dict[str, Message] = {}  # wamid -> group message
         self._seq = itertools.count(1)
 
     def next_seq(self) -> int:
@@ -254,6 +352,21 @@ class SimState:
         group_id = self.invite_codes.get(code)
         return self.active_group(group_id) if group_id else None
 
+    # --- users ---------------------------------------------------------------------------
+
+    def user(self, wa_id: str) -> User:
+        """The registered user, or a plain one (wa_id only, the pre-2026 payloads)."""
+        return self.users.get(wa_id) or User(wa_id)
+
+    def identity(self, wa_id: str) -> dict[str, Any]:
+        return self.user(wa_id).identity()
+
+    def wa_id_of_bsuid(self, user_id: str) -> str | None:
+        for user in self.users.values():
+            if user.user_id == user_id:
+                return user.wa_id
+        return None
+
     # --- fail-next -----------------------------------------------------------------------
 
     def add_fail_rule(self, rule: FailRule) -> None:
@@ -270,6 +383,9 @@ class SimState:
         return {
             "numbers": [n.dump() for n in self.numbers.values()],
             "groups": [g.dump() for g in self.groups.values()],
+            "users": [u.dump() for u in self.users.values()],
+            "media": [m.dump() for m in self.media.values()],
+            "messages": [m.dump() for m in self.messages.values()],
             "fail_next": [
                 {"operation": r.operation, "code": r.code, "mode": r.mode}
                 for rules in self.fail_rules.values()

@@ -39,21 +39,59 @@ FIELDS = (
     "group_participants_update",
     "group_settings_update",
     "group_status_update",
+    "messages",
 )
 
 
 @dataclass(frozen=True)
 class Event:
-    """One item of `value.groups[]`, with the number it is reported for."""
+    """One webhook change, with the number it is reported for: an item of `value.groups[]`
+    (the group fields), or the `value` of a `messages` change (`statuses[]`, or `contacts[]`
+    and `messages[]`) without its `messaging_product`/`metadata`."""
 
     field: str
     phone_number_id: str
     waba_id: str
     display_phone_number: str
-    group: dict[str, Any]
+    group: dict[str, Any] | None = None
+    messages: dict[str, Any] | None = None
+
+    @property
+    def type(self) -> str:
+        """For the state dump: the group event type, `status:<status>` or `message:<type>`."""
+        if self.group is not None:
+            return str(self.group.get("type", ""))
+        value = self.messages or {}
+        if value.get("statuses"):
+            return f"status:{value['statuses'][0].get('status', '')}"
+        if value.get("messages"):
+            return f"message:{value['messages'][0].get('type', '')}"
+        return ""
+
+    @property
+    def group_id(self) -> str | None:
+        if self.group is not None:
+            return self.group.get("group_id")
+        value = self.messages or {}
+        for status in value.get("statuses") or ():
+            return str(status.get("recipient_id"))
+        for message in value.get("messages") or ():
+            return str(message.get("group_id"))
+        return None
 
 
 def envelope(event: Event) -> dict[str, Any]:
+    head: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "metadata": {
+            "display_phone_number": event.display_phone_number,
+            "phone_number_id": event.phone_number_id,
+        },
+    }
+    if event.messages is not None:
+        value = {**head, **event.messages}
+    else:
+        value = {**head, "groups": [event.group]}
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -61,14 +99,7 @@ def envelope(event: Event) -> dict[str, Any]:
                 "id": event.waba_id,
                 "changes": [
                     {
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": event.display_phone_number,
-                                "phone_number_id": event.phone_number_id,
-                            },
-                            "groups": [event.group],
-                        },
+                        "value": value,
                         "field": event.field,
                     }
                 ],
@@ -181,8 +212,8 @@ class Outbox:
             Delivery(
                 id=f"wh-{next(self._ids)}",
                 field=event.field,
-                type=str(event.group.get("type", "")),
-                group_id=event.group.get("group_id"),
+                type=event.type,
+                group_id=event.group_id,
                 body=serialize(envelope(event)),
             )
         )

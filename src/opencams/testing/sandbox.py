@@ -9,6 +9,7 @@ except where the confirmation mode says otherwise (a delay, or `webhooks.hold()`
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -132,6 +133,83 @@ class Sandbox:
     def leave(self, group_id: str, wa_id: str) -> None:
         """A participant leaves the group (they may rejoin through the link)."""
         self._control("leave", {"group_id": self._meta(group_id), "wa_id": wa_id})
+
+    def user(
+        self,
+        wa_id: str,
+        *,
+        profile_name: str | None = None,
+        username: str | None = None,
+        number_hidden: bool | None = None,
+        parent_user_id: bool | str | None = None,
+        read_receipts: bool | None = None,
+    ) -> dict[str, Any]:
+        """Register a simulated user; a username gives them a BSUID (`user_id`), and
+        `number_hidden` leaves `wa_id` out of what Meta reports. Returns the user."""
+        body: dict[str, Any] = {"wa_id": wa_id}
+        for name, value in (
+            ("profile_name", profile_name),
+            ("username", username),
+            ("number_hidden", number_hidden),
+            ("parent_user_id", parent_user_id),
+            ("read_receipts", read_receipts),
+        ):
+            if value is not None:
+                body[name] = value
+        return self._control("users", body)
+
+    def say(self, group_id: str, wa_id: str, text: str, *, reply_to: str | None = None) -> str:
+        """A member writes `text` in the group (a reply to wamid `reply_to`); returns its wamid."""
+        body: dict[str, Any] = {"group_id": self._meta(group_id), "wa_id": wa_id, "text": text}
+        if reply_to is not None:
+            body["context"] = reply_to
+        return str(self._control("member-message", body)["id"])
+
+    def send_media(
+        self,
+        group_id: str,
+        wa_id: str,
+        kind: Literal["image", "document"],
+        *,
+        content: bytes | None = None,
+        mime_type: str | None = None,
+        filename: str | None = None,
+        caption: str | None = None,
+    ) -> str:
+        """A member sends an image or document (served by `GET /{media-id}`); returns its wamid."""
+        body: dict[str, Any] = {"group_id": self._meta(group_id), "wa_id": wa_id, "type": kind}
+        if content is not None:
+            body["content_base64"] = base64.b64encode(content).decode("ascii")
+        for name, value in (("mime_type", mime_type), ("filename", filename), ("caption", caption)):
+            if value is not None:
+                body[name] = value
+        return str(self._control("member-message", body)["id"])
+
+    def react(self, group_id: str, wa_id: str, message_id: str, emoji: str) -> str:
+        """A member reacts to a message (`emoji=""` removes the reaction); returns its wamid."""
+        body = {
+            "group_id": self._meta(group_id),
+            "wa_id": wa_id,
+            "type": "reaction",
+            "message_id": message_id,
+            "emoji": emoji,
+        }
+        return str(self._control("member-message", body)["id"])
+
+    def pin(self, group_id: str, wa_id: str, message_id: str, days: int = 7) -> str:
+        """A member pins a message for `days` (1-30); returns the pin's wamid."""
+        body = {
+            "group_id": self._meta(group_id),
+            "wa_id": wa_id,
+            "type": "pin",
+            "message_id": message_id,
+            "expiration_days": days,
+        }
+        return str(self._control("member-message", body)["id"])
+
+    def fail_next_delivery(self, group_id: str, wa_id: str) -> None:
+        """The member fails to receive the business's next message (a `failed` status)."""
+        self._control("fail-next-delivery", {"group_id": self._meta(group_id), "wa_id": wa_id})
 
     def require_approval(self, group_id: str, required: bool = True) -> None:
         """The group's admin makes joining need approval (or not) on their phone."""

@@ -54,6 +54,8 @@ TEST_SETTINGS: dict[str, Any] = {
     "provisioning_cache_seconds": 0,
     # Pictures for UpdateChatGroup are served by the test itself, on loopback.
     "picture_fetch_allow_private": True,
+    # Media that tests send by link to the simulator is served by the test itself, on loopback.
+    "sandbox_media_fetch_allow_private": True,
     # Retries against the simulator need not wait.
     "graph_backoff_seconds": 0.0,
     # A temporary database: commits need not survive a power loss.
