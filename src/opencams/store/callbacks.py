@@ -13,7 +13,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -147,6 +147,7 @@ ROUTE = prepared(
         callback_settings.c.number.label("scope"),
         callback_settings.c.http_flag,
         callback_settings.c.status_callback_url,
+        callback_settings.c.up_callback_url,
     )
     .select_from(business_numbers)
     .join(spaces, spaces.c.id == business_numbers.c.space_id)
@@ -169,10 +170,13 @@ class Route:
     account_id: str
     space_id: str
     number: str
-    url: str | None  # the StatusCallbackUrl in force, None when delivery is off
+    url: str | None  # the callback URL in force, None when delivery is off
 
 
-async def route(tx: Tx, number_id: int) -> Route | None:
+Channel = Literal["status", "up"]  # StatusCallbackUrl (group events, statuses) | UpCallbackUrl
+
+
+async def route(tx: Tx, number_id: int, channel: Channel = "status") -> Route | None:
     """Where a number's events go now: its own setting, else its space's (HttpFlag=N: nowhere)."""
     rows = (await tx.execute(ROUTE, {"number_id": number_id})).all()
     if not rows:
@@ -183,10 +187,11 @@ async def route(tx: Tx, number_id: int) -> Route | None:
     # The number's own setting decides whether delivery is on; a URL it leaves unset is its
     # space's.
     decides = own or space
+    column = "status_callback_url" if channel == "status" else "up_callback_url"
     url = None
     if decides is not None and decides.http_flag:
-        url = (own.status_callback_url if own else None) or (
-            space.status_callback_url if space else None
+        url = (getattr(own, column) if own else None) or (
+            getattr(space, column) if space else None
         )
     return Route(first.account_id, first.space_id, first.number, url)
 
@@ -230,10 +235,12 @@ async def emit(
     group_id: str | None,
     event_type: str,
     data: dict[str, Any],
+    channel: Channel = "status",
 ) -> str | None:
     """Record one event for the customer, in the caller's unit of work. Returns its id (None when
-    the number is unknown). The event carries the CAMS identifiers the customer knows."""
-    where = await route(tx, number_id)
+    the number is unknown). The event carries the CAMS identifiers the customer knows; it goes
+    to the number's StatusCallbackUrl, or (`channel="up"`: inbound messages) its UpCallbackUrl."""
+    where = await route(tx, number_id, channel)
     if where is None:
         return None
     event_id = new_event_id()
