@@ -16,12 +16,14 @@ from typing import Any, Generic, TypeVar
 
 from opencams.access.sts import AssumedRole, AssumeRoleRequest, RoleAssumer
 from opencams.errors import MissingParameter, NotJson
-from opencams.groups import lifecycle, links, listing, members
+from opencams.groups import joinrequests, lifecycle, links, listing, members
 from opencams.groups.context import Ctx, Deps
 from opencams.groups.requests import (
     AddChatGroupRequest,
     DeleteChatGroupParticipantsRequest,
     GroupRef,
+    JoinRequestsDecisionRequest,
+    ListChatGroupJoinRequestsRequest,
     ListChatGroupParticipantsRequest,
     ListChatGroupRequest,
     RawComplex,
@@ -107,6 +109,7 @@ def _add_chat_group(params: Params) -> AddChatGroupRequest:
         description=params.get("Description"),
         channel_type=params.get("ChannelType"),
         group_link=params.get("GroupLink"),
+        join_approval_mode=params.get("JoinApprovalMode"),
     )
 
 
@@ -133,10 +136,15 @@ def _update_chat_group(params: Params) -> UpdateChatGroupRequest:
     subject = params.values.get("Subject") or None
     description = params.values.get("Description")
     picture = params.get("ProfilePictureFile")
-    if subject is None and description is None and picture is None:
-        raise MissingParameter("Subject, Description or ProfilePictureFile")
+    mode = params.get("JoinApprovalMode")
+    if subject is None and description is None and picture is None and mode is None:
+        raise MissingParameter("Subject, Description, ProfilePictureFile or JoinApprovalMode")
     return UpdateChatGroupRequest(
-        ref=ref, subject=subject, description=description, profile_picture_file=picture
+        ref=ref,
+        subject=subject,
+        description=description,
+        profile_picture_file=picture,
+        join_approval_mode=mode,
     )
 
 
@@ -147,6 +155,16 @@ def _list_participants(params: Params) -> ListChatGroupParticipantsRequest:
 def _delete_participants(params: Params) -> DeleteChatGroupParticipantsRequest:
     return DeleteChatGroupParticipantsRequest(
         ref=_ref(params), participants=_complex(params, "List")
+    )
+
+
+def _list_join_requests(params: Params) -> ListChatGroupJoinRequestsRequest:
+    return ListChatGroupJoinRequestsRequest(ref=_ref(params), page=_complex(params, "Page"))
+
+
+def _join_request_decision(params: Params) -> JoinRequestsDecisionRequest:
+    return JoinRequestsDecisionRequest(
+        ref=_ref(params), join_request_ids=_complex(params, "JoinRequestIds")
     )
 
 
@@ -186,6 +204,25 @@ _TABLE: tuple[Action[Any, Any], ...] = (
         _delete_participants,
         members.delete_chat_group_participants,
         render.done,
+    ),
+    # opencams extensions (docs/api.md#join-requests)
+    _cams(
+        "ListChatGroupJoinRequests",
+        _list_join_requests,
+        joinrequests.list_chat_group_join_requests,
+        render.join_request_page,
+    ),
+    _cams(
+        "ApproveChatGroupJoinRequests",
+        _join_request_decision,
+        joinrequests.approve_chat_group_join_requests,
+        render.join_request_results,
+    ),
+    _cams(
+        "RejectChatGroupJoinRequests",
+        _join_request_decision,
+        joinrequests.reject_chat_group_join_requests,
+        render.join_request_results,
     ),
     Action(
         "AssumeRole", STS_VERSION, None, _assume_role_request, _assume_role, render.assumed_role
