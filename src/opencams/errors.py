@@ -18,10 +18,14 @@ project: any layer may raise or catch what it names.
     │   └── BusinessError              HTTP 200, body {RequestId, Code, Message, Success: false}
     │       ├── PageInvalid, ChannelTypeNotSupport, GroupStatusNotSupport, PhoneNumberError
     │       ├── SubjectInvalid, DescriptionInvalid, ProfilePictureInvalid, ParticipantListInvalid
+    │       ├── JoinApprovalModeInvalid, JoinRequestListInvalid
     │       ├── NoAuth, NotInAllowlist, ChatGroupNotFound, ParticipantNotFound
     │       ├── ChatGroupInvalidStatus, ChatGroupLimitExceeded
-    │       ├── CallbackUrlInvalid, QueueDeliveryNotSupported
-    │       └── ChannelNotEligible, ChannelThrottled, ChannelUnavailable, ChannelRejected
+    │       ├── CallbackUrlInvalid, QueueDeliveryNotSupported, JoinApprovalModeInvalid,
+    │       │   JoinRequestListInvalid
+    │       ├── ChannelNotEligible, ChannelThrottled, ChannelUnavailable, ChannelRejected
+    │       └── per join request (in Results, not raised): JoinRequestNotFound,
+    │           ParticipantLimitExceeded, RecipientNotEligible
     ├── StoreError                     the database failed (store translates driver errors)
     │   ├── StoreUnavailable           unreachable, locked, restarting: a 503, retry later
     │   ├── StoreRejected              a value it cannot hold: a 400
@@ -250,6 +254,16 @@ class QueueDeliveryNotSupported(BusinessError):
     )
 
 
+class JoinApprovalModeInvalid(BusinessError):
+    code = "InvalidParameter.JoinApprovalModeInvalid"
+    template = "The JoinApprovalMode is invalid: {detail}"
+
+
+class JoinRequestListInvalid(BusinessError):
+    code = "InvalidParameter.JoinRequestListInvalid"
+    template = "The JoinRequestIds parameter is invalid: {detail}"
+
+
 class NoAuth(BusinessError):
     code = "Authentication.NoAuth"
     # Deliberately says neither whether the space or the number was the miss (docs/errors.md).
@@ -302,6 +316,25 @@ class ChannelUnavailable(BusinessError):
 class ChannelRejected(BusinessError):
     code = "ChannelError.Rejected"
     template = "WhatsApp rejected the request: {detail}"
+
+
+# Outcomes of one join request inside a successful Approve/RejectChatGroupJoinRequests answer
+# (`Results[].Code`): never raised, named here so that every code opencams answers has a home.
+
+
+class JoinRequestNotFound(BusinessError):
+    code = "NotFound.JoinRequest"
+    template = "The join request is not pending in this group: {detail}"
+
+
+class ParticipantLimitExceeded(BusinessError):
+    code = "LimitExceeded.Participant"
+    template = "The group is full; WhatsApp cannot add another participant: {detail}"
+
+
+class RecipientNotEligible(BusinessError):
+    code = "ChannelError.RecipientNotEligible"
+    template = "WhatsApp cannot add this user to a group: {detail}"
 
 
 class InvalidSecurityTokenMismatch(GatewayError):

@@ -18,6 +18,10 @@ ChatGroupAction = Literal[
     "DeleteChatGroupInviteLink",
     "ListChatGroupParticipants",
     "DeleteChatGroupParticipants",
+    # opencams extensions (docs/api.md#join-requests)
+    "ListChatGroupJoinRequests",
+    "ApproveChatGroupJoinRequests",
+    "RejectChatGroupJoinRequests",
 ]
 # Where a space's and a number's events go (docs/callbacks.md).
 WebhookAction = Literal["UpdateAccountWebhook", "UpdatePhoneWebhook"]
@@ -41,6 +45,21 @@ class GroupStatus(StrEnum):
     DELETING = "DELETING"  # a deletion is waiting for Meta
     SUSPENDED = "SUSPENDED"  # by WhatsApp
     INACTIVE = "INACTIVE"  # Meta refused the creation
+
+
+JoinApprovalMode = Literal["auto_approve", "approval_required"]
+JOIN_APPROVAL_MODES: tuple[str, ...] = get_args(JoinApprovalMode)
+
+
+class JoinRequestState(StrEnum):
+    """A join request as opencams records it (docs/api.md#join-requests)."""
+
+    PENDING = "pending"  # filed at Meta, waiting for the business
+    REVOKED = "revoked"  # the user cancelled it
+    APPROVED = "approved"  # approved by the business; the join's webhook is on its way
+    JOINED = "joined"  # the user became a participant
+    REJECTED = "rejected"  # rejected by the business (the user may ask again)
+    GONE = "gone"  # Meta no longer has it pending (found by sync, or Meta's 131213)
 
 
 OperationKind = Literal["create", "update", "delete", "remove_participants"]

@@ -48,6 +48,25 @@ def raw_call(client: Client, action: str, query: dict[str, str]) -> dict[str, An
     return client.call_api(params, api_models.OpenApiRequest(query=query), RuntimeOptions())  # type: ignore[no-any-return]
 
 
+# Exactly the snippet of docs/api.md#calling-the-extensions-with-the-official-sdk.
+def call_extension(client: Client, action: str, **parameters: str) -> dict[str, Any]:
+    """Call an opencams extension action through the official SDK; returns the response body."""
+    params = api_models.Params(
+        action=action,
+        version="2020-06-06",
+        protocol="HTTPS",  # the client's own protocol (Config.protocol) is the one used
+        pathname="/",
+        method="POST",
+        auth_type="AK",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
+    )
+    request = api_models.OpenApiRequest(query=parameters)
+    response = client.call_api(params, request, RuntimeOptions())
+    return response["body"]  # type: ignore[no-any-return]
+
+
 def list_groups(
     client: Client,
     number: str,

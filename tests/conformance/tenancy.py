@@ -27,7 +27,8 @@ NUM_LOOP, NUM_LIST, NUM_BAD, NUM_LIMIT, NUM_FAIL = (
     "8613800000005",
 )
 NUM_LIFE, NUM_MEMBERS, NUM_SYNC = "8613800000006", "8613800000007", "8613800000008"
-NUM_CALLBACKS = "8613800000009"
+NUM_JOIN = "8613800000009"
+NUM_CALLBACKS = "8613800000011"
 NUM_A2 = "8613800000021"
 NUM_B1 = "8613800000031"
 NUM_C1 = "8613800000041"
@@ -140,6 +141,8 @@ TENANCY: dict[str, Any] = {
                                 NUM_LIFE,
                                 NUM_MEMBERS,
                                 NUM_SYNC,
+                                NUM_JOIN,
+                                "8613800000010",  # spare
                                 NUM_CALLBACKS,
                             ],
                             start=1,

@@ -337,6 +337,26 @@ def test_missing_business_parameter_is_a_gateway_error(server: LiveServer) -> No
         ("AddChatGroup", {**ADD, "Subject": " "}, "InvalidParameter.SubjectInvalid"),
         ("AddChatGroup", {**ADD, "Description": "d" * 2049}, "InvalidParameter.DescriptionInvalid"),
         ("ListChatGroup", {**LIST, "CustSpaceId": "cams-beta01"}, "Authentication.NoAuth"),
+        (
+            "AddChatGroup",
+            {**ADD, "JoinApprovalMode": "sometimes"},
+            "InvalidParameter.JoinApprovalModeInvalid",
+        ),
+        (
+            "ApproveChatGroupJoinRequests",
+            {**ADD, "GroupId": "G-any", "JoinRequestIds": "[]"},
+            "InvalidParameter.JoinRequestListInvalid",
+        ),
+        (
+            "RejectChatGroupJoinRequests",
+            {**ADD, "GroupId": "G-any", "JoinRequestIds": '["a","a"]'},
+            "InvalidParameter.JoinRequestListInvalid",
+        ),
+        (
+            "ListChatGroupJoinRequests",
+            {**ADD, "GroupId": "G-unknown"},
+            "NotFound.ChatGroup",
+        ),
     ],
 )
 def test_business_failure_shape(

@@ -28,6 +28,9 @@ ACTIONS = {
     "DeleteChatGroupInviteLink": {},
     "ListChatGroupParticipants": {},
     "DeleteChatGroupParticipants": {"List": '[{"ParticipantNumber":"8613900000001"}]'},
+    "ListChatGroupJoinRequests": {},
+    "ApproveChatGroupJoinRequests": {"JoinRequestIds": '["x"]'},
+    "RejectChatGroupJoinRequests": {"JoinRequestIds": '["x"]'},
 }
 
 

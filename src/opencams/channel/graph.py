@@ -38,6 +38,10 @@ from opencams.channel.types import (
     GroupInfo,
     GroupPage,
     GroupSummary,
+    JoinRequestFailure,
+    JoinRequestInfo,
+    JoinRequestOutcome,
+    JoinRequestPage,
     MediaInfo,
 )
 from opencams.errors import GraphCategory as Category
@@ -266,13 +270,19 @@ class GraphClient:
         subject: str | None = None,
         description: str | None = None,
         picture: bytes | None = None,
+        join_approval_mode: str | None = None,
     ) -> str | None:
-        """Settings change; the outcome arrives by `group_settings_update`. Returns request_id."""
+        """Settings change; the outcome arrives by `group_settings_update`. Returns request_id.
+
+        `join_approval_mode` is sent under the name Meta's create call and group info use; Meta's
+        settings reference lists only subject, description and picture (docs/simulator.md)."""
         fields: dict[str, str] = {"messaging_product": "whatsapp"}
         if subject is not None:
             fields["subject"] = subject
         if description is not None:
             fields["description"] = description
+        if join_approval_mode is not None:
+            fields["join_approval_mode"] = join_approval_mode
         if picture is None:
             body = await self._call("POST", group_id, token, json=fields)
         else:
@@ -407,9 +417,87 @@ class GraphClient:
         self._breaker.succeeded()
         return bytes(data)
 
+    async def list_join_requests(
+        self, group_id: str, token: str, *, limit: int = 100, after: str | None = None
+    ) -> JoinRequestPage:
+        """One page of a group's pending join requests (`GET /{group-id}/join_requests`)."""
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        body = await self._call("GET", f"{group_id}/join_requests", token, params=params)
+        data = body.get("data")
+        requests = [
+            JoinRequestInfo(
+                join_request_id=str(r["join_request_id"]),
+                wa_id=_text(r.get("wa_id")),
+                user_id=_text(r.get("user_id")),
+                username=_text(r.get("username")),
+                creation_timestamp=_timestamp(r.get("creation_timestamp")),
+            )
+            for r in (data if isinstance(data, list) else [])
+            if isinstance(r, dict) and _text(r.get("join_request_id"))
+        ]
+        paging = body.get("paging") or {}
+        cursors = paging.get("cursors") or {}
+        after_cursor = cursors.get("after") if paging.get("next") else None
+        return JoinRequestPage(requests=requests, after=after_cursor)
+
+    async def approve_join_requests(
+        self, group_id: str, token: str, join_request_ids: list[str]
+    ) -> JoinRequestOutcome:
+        """Bulk approval; each approved user joins by a `group_participants_add` webhook."""
+        body = await self._call(
+            "POST", f"{group_id}/join_requests", token, json=_join_requests(join_request_ids)
+        )
+        return _outcome(body, "approved_join_requests")
+
+    async def reject_join_requests(
+        self, group_id: str, token: str, join_request_ids: list[str]
+    ) -> JoinRequestOutcome:
+        """Bulk rejection; Meta sends no webhook for it."""
+        body = await self._call(
+            "DELETE", f"{group_id}/join_requests", token, json=_join_requests(join_request_ids)
+        )
+        return _outcome(body, "rejected_join_requests")
+
 
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
         return None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)
+
+
+def _timestamp(value: Any) -> int | None:
+    text = _text(value)
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def _join_requests(ids: list[str]) -> dict[str, Any]:
+    return {"messaging_product": "whatsapp", "join_requests": ids}
+
+
+def _outcome(body: dict[str, Any], key: str) -> JoinRequestOutcome:
+    done = [str(i) for i in body.get(key) or [] if _text(i)]
+    failed: list[JoinRequestFailure] = []
+    for entry in body.get("failed_join_requests") or []:
+        if not isinstance(entry, dict) or not _text(entry.get("join_request_id")):
+            continue
+        errors = entry.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors else {}
+        first = first if isinstance(first, dict) else {}
+        code = _text(first.get("code"))
+        failed.append(
+            JoinRequestFailure(
+                join_request_id=str(entry["join_request_id"]),
+                code=int(code) if code is not None and code.isdigit() else None,
+                message=str(first.get("message") or first.get("title") or "unknown error"),
+            )
+        )
+    return JoinRequestOutcome(done=done, failed=failed)

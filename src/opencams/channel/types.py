@@ -43,3 +43,39 @@ class MediaInfo:
     mime_type: str
     sha256: str
     file_size: int
+
+
+@dataclass(frozen=True)
+class JoinRequestInfo:
+    """One pending join request at Meta. `wa_id` may be absent (2026 BSUID variant): then
+    `user_id` (the business-scoped user id) names the user."""
+
+    join_request_id: str
+    wa_id: str | None
+    user_id: str | None
+    username: str | None
+    creation_timestamp: int | None
+
+
+@dataclass(frozen=True)
+class JoinRequestPage:
+    requests: list[JoinRequestInfo]
+    after: str | None
+
+
+@dataclass(frozen=True)
+class JoinRequestFailure:
+    """One entry of Meta's `failed_join_requests`: the first error's code and text."""
+
+    join_request_id: str
+    code: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class JoinRequestOutcome:
+    """What Meta answered to an approval (`approved_join_requests`) or a rejection
+    (`rejected_join_requests`), and the requests it could not act on."""
+
+    done: list[str]
+    failed: list[JoinRequestFailure]

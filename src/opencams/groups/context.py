@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from opencams.channel.types import CreatedGroupRequest, GroupInfo, GroupPage
+from opencams.channel.types import (
+    CreatedGroupRequest,
+    GroupInfo,
+    GroupPage,
+    JoinRequestOutcome,
+    JoinRequestPage,
+)
 from opencams.identity import Caller
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
@@ -33,6 +39,7 @@ class GroupChannel(Protocol):
         subject: str | None = None,
         description: str | None = None,
         picture: bytes | None = None,
+        join_approval_mode: str | None = None,
     ) -> str | None: ...
 
     async def delete_group(self, group_id: str, token: str) -> str | None: ...
@@ -52,6 +59,18 @@ class GroupChannel(Protocol):
     ) -> GroupPage: ...
 
     async def get_group(self, group_id: str, token: str) -> GroupInfo: ...
+
+    async def list_join_requests(
+        self, group_id: str, token: str, *, limit: int = 100, after: str | None = None
+    ) -> JoinRequestPage: ...
+
+    async def approve_join_requests(
+        self, group_id: str, token: str, join_request_ids: list[str]
+    ) -> JoinRequestOutcome: ...
+
+    async def reject_join_requests(
+        self, group_id: str, token: str, join_request_ids: list[str]
+    ) -> JoinRequestOutcome: ...
 
 
 class FetchedPicture(Protocol):

@@ -19,7 +19,13 @@ from typing import Any, Literal
 
 from opencams.channel.webhooks import GroupEvent, safe_id
 from opencams.groups import notify
-from opencams.names import GroupStatus, OperationKind, OperationState
+from opencams.names import (
+    JOIN_APPROVAL_MODES,
+    GroupStatus,
+    JoinRequestState,
+    OperationKind,
+    OperationState,
+)
 from opencams.store import chat_groups, operations, participants
 from opencams.store.clock import now_ms
 from opencams.store.database import Tx
@@ -114,6 +120,10 @@ async def group_create(tx: Tx, event: GroupEvent) -> Outcome:
         # A sync adopted this Meta group under a new row before its confirmation arrived:
         # the group is this operation's; the stand-in row gives way.
         await chat_groups.retire_group(tx, stand_in.id)
+    confirmed: dict[str, Any] = {}
+    mode = event.raw.get("join_approval_mode")
+    if mode in JOIN_APPROVAL_MODES:  # else keep what was asked (Meta's default: auto_approve)
+        confirmed["join_approval_mode"] = mode
     await chat_groups.set_group(
         tx,
         op.group_id,
@@ -121,7 +131,7 @@ async def group_create(tx: Tx, event: GroupEvent) -> Outcome:
         status=GroupStatus.ACTIVE,
         meta_group_id=event.group_id,
         invite_link=event.raw.get("invite_link") or None,
-        join_approval_mode=event.raw.get("join_approval_mode") or None,
+        **confirmed,
     )
     await operations.settle_operation(tx, op.id, "succeeded", result={"group_id": event.group_id})
     await _tell(tx, op.group_id, "ChatGroupCreated", unique_code=op.id)
@@ -221,6 +231,16 @@ async def group_settings_update(tx: Tx, event: GroupEvent) -> Outcome:
             )
     if not outcome and event.errors:
         failures.append(describe_errors(event.errors))
+    mode = asked.get("join_approval_mode")
+    if mode is not None:
+        # Meta's settings webhook documents no part for the join approval mode: the mode took
+        # effect unless the update failed as a whole (docs/simulator.md; sync reads it back).
+        failed_whole = bool(event.errors) and (not outcome or len(failures) == len(outcome))
+        if not failed_whole:
+            values["join_approval_mode"] = mode
+        elif outcome:  # (with no other part, the whole failure is already the one reason)
+            failures.append(f"join_approval_mode: {describe_errors(event.errors)}")
+        outcome["join_approval_mode"] = "refused" if failed_whole else "updated"
     values["failure_reason"] = "; ".join(failures) or None
     await chat_groups.set_group(tx, op.group_id, **values)
     await chat_groups.set_group(
@@ -263,6 +283,14 @@ def _who(entry: Any) -> str | None:
             if value and len(value) <= 32 and _WA_ID.fullmatch(value):
                 return value
     return None
+
+
+def _bsuid(entry: Any) -> str | None:
+    """The business-scoped user id (2026: `user_id`, when Meta gives no `wa_id`), as stored."""
+    if not isinstance(entry, dict):
+        return None
+    value = safe_id(entry.get("user_id"), 32)
+    return value if value is not None and _WA_ID.fullmatch(value) else None
 
 
 async def participants_add(tx: Tx, event: GroupEvent) -> Outcome:
@@ -346,16 +374,22 @@ async def join_request(tx: Tx, event: GroupEvent) -> Outcome:
     group = await _live_group(tx, event)
     if isinstance(group, str):
         return group
-    wa_id = _who(event.raw)
+    wa_id = _who(event.raw) or _bsuid(event.raw)
     if not wa_id:
         return "ignored"
-    state = "pending" if event.type == "group_join_request_created" else "revoked"
+    state = (
+        JoinRequestState.PENDING
+        if event.type == "group_join_request_created"
+        else JoinRequestState.REVOKED
+    )
     request_id = safe_id(event.raw.get("join_request_id"), 256)
     await participants.set_join_request(tx, group.id, wa_id, state, event_ts(event), request_id)
     await _tell(
         tx,
         group.id,
-        "ChatGroupJoinRequestFiled" if state == "pending" else "ChatGroupJoinRequestCancelled",
+        "ChatGroupJoinRequestFiled"
+        if state == JoinRequestState.PENDING
+        else "ChatGroupJoinRequestCancelled",
         JoinRequestId=request_id,
         ParticipantNumber=wa_id,
     )

@@ -45,6 +45,7 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> Created:
     subject = validation.subject(req.subject)
     description = validation.description(req.description)
     group_link = validation.group_link(req.group_link)
+    mode = validation.join_approval_mode(req.join_approval_mode)
     number = await resolve_number(ctx, req.cust_space_id, req.business_number)
 
     limit = ctx.deps.max_groups_per_number
@@ -55,7 +56,11 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> Created:
 
     try:
         created = await ctx.deps.channel.create_group(
-            number.phone_number_id, token(ctx, number), subject=subject, description=description
+            number.phone_number_id,
+            token(ctx, number),
+            subject=subject,
+            description=description,
+            join_approval_mode=mode,
         )
     except GraphError as exc:
         # A synchronous refusal leaves nothing behind: no group row, no operation.
@@ -74,6 +79,7 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> Created:
             status=GroupStatus.CREATING,
             participant_count=0,
             group_link=group_link,
+            join_approval_mode=mode,
         )
         await operations.insert_operation(
             tx,
@@ -81,7 +87,7 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> Created:
             kind="create",
             group_id=group_id,
             meta_request_id=created.request_id,
-            payload={"subject": subject, "description": description},
+            payload={"subject": subject, "description": description, "join_approval_mode": mode},
         )
     # Meta may have answered by webhook before the row above existed; such an event was parked.
     await apply_parked(ctx.deps.store, request_id=created.request_id)
@@ -138,6 +144,7 @@ async def update_chat_group(ctx: Ctx, req: UpdateChatGroupRequest) -> Done:
     require_allowlisted(ctx)
     subject = validation.subject(req.subject) if req.subject is not None else None
     description = validation.description(req.description)
+    mode = validation.join_approval_mode(req.join_approval_mode)
     number, group = await resolve_group(ctx, req.ref)
     require_status(group, {GroupStatus.ACTIVE}, "changing its settings")
 
@@ -160,6 +167,7 @@ async def update_chat_group(ctx: Ctx, req: UpdateChatGroupRequest) -> Done:
             "description": description,
             "picture_url": req.profile_picture_file,
             "picture_sha256": picture.sha256 if picture else None,
+            "join_approval_mode": mode,
         },
     )
     try:
@@ -169,6 +177,7 @@ async def update_chat_group(ctx: Ctx, req: UpdateChatGroupRequest) -> Done:
             subject=subject,
             description=description,
             picture=picture.data if picture else None,
+            join_approval_mode=mode,
         )
     except GraphError as exc:
         await refused(ctx, op_id, exc, group=group, claimed=GroupStatus.UPDATING)

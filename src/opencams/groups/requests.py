@@ -26,6 +26,7 @@ class AddChatGroupRequest:
     description: str | None = None
     channel_type: str | None = None
     group_link: str | None = None
+    join_approval_mode: str | None = None  # an opencams extension
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class UpdateChatGroupRequest:
     subject: str | None = None
     description: str | None = None
     profile_picture_file: str | None = None
+    join_approval_mode: str | None = None  # an opencams extension
 
 
 @dataclass(frozen=True)
@@ -68,3 +70,17 @@ class ListChatGroupParticipantsRequest:
 class DeleteChatGroupParticipantsRequest:
     ref: GroupRef
     participants: RawComplex | None = None
+
+
+@dataclass(frozen=True)
+class ListChatGroupJoinRequestsRequest:
+    ref: GroupRef
+    page: RawComplex | None = None
+
+
+@dataclass(frozen=True)
+class JoinRequestsDecisionRequest:
+    """ApproveChatGroupJoinRequests and RejectChatGroupJoinRequests: `JoinRequestIds`."""
+
+    ref: GroupRef
+    join_request_ids: RawComplex | None = None

@@ -43,3 +43,38 @@ class ParticipantPage:
 
     total: int
     numbers: list[str]
+
+
+@dataclass(frozen=True)
+class JoinRequestItem:
+    """A pending join request: `participant_number` is the user's WhatsApp id, or their
+    business-scoped user id when Meta gave no WhatsApp id; `create_time` in epoch ms."""
+
+    join_request_id: str
+    participant_number: str
+    create_time: int
+
+
+@dataclass(frozen=True)
+class JoinRequestPage:
+    """One page of ListChatGroupJoinRequests, and how many requests are pending in all."""
+
+    total: int
+    requests: list[JoinRequestItem]
+
+
+@dataclass(frozen=True)
+class JoinRequestResult:
+    """The outcome of one JoinRequestId: `code` is "OK" or a documented error code."""
+
+    join_request_id: str
+    success: bool
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JoinRequestResults:
+    """Approve/RejectChatGroupJoinRequests: one result per id, in the order given."""
+
+    results: list[JoinRequestResult]

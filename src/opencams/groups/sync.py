@@ -5,8 +5,10 @@ participants and invite link, then, group by group in its own transaction:
 
 - a group Meta has and opencams does not: adopted (a CREATING group with the same subject whose
   create was never confirmed), or created as a new row (a group made outside opencams);
-- a known group: subject, description, suspension, invite link and participants are set to
-  Meta's values; pending operations older than the grace period are settled from what Meta shows;
+- a known group: subject, description, join approval mode, suspension, invite link,
+  participants and pending join requests are set to Meta's values (a request Meta no longer
+  has pending is marked `gone`); pending operations older than the grace period are settled from
+  what Meta shows;
 - a group opencams has and Meta no longer lists: marked deleted;
 - a create never confirmed within the grace period and not found at Meta: INACTIVE.
 
@@ -22,13 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opencams.channel.types import GroupInfo, GroupSummary
+from opencams.channel.types import GroupInfo, GroupSummary, JoinRequestInfo
 from opencams.errors import GraphError, StoreUnavailable
 from opencams.groups import notify
 from opencams.groups.context import Deps
 from opencams.groups.events import apply_parked
 from opencams.groups.ids import new_group_id
-from opencams.names import GroupStatus, OperationState
+from opencams.names import JOIN_APPROVAL_MODES, GroupStatus, JoinRequestState, OperationState
 from opencams.store import chat_groups, operations, participants, tenancy
 from opencams.store.clock import now_ms
 from opencams.store.records import GroupRecord, NumberRecord, OperationRecord
@@ -48,6 +50,7 @@ class SyncReport:
     deleted: int = 0
     marked_inactive: int = 0
     participants_changed: int = 0
+    join_requests_changed: int = 0
     operations_settled: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -60,6 +63,7 @@ class SyncReport:
             + self.deleted
             + self.marked_inactive
             + self.participants_changed
+            + self.join_requests_changed
             + self.operations_settled
         )
 
@@ -73,6 +77,7 @@ class SyncReport:
             f"deleted (gone at Meta):  {self.deleted}",
             f"creates never confirmed: {self.marked_inactive}",
             f"participant changes:     {self.participants_changed}",
+            f"join request changes:    {self.join_requests_changed}",
             f"operations settled:      {self.operations_settled}",
             f"errors:                  {len(self.errors)}",
         ]
@@ -83,6 +88,9 @@ class MetaGroup:
     summary: GroupSummary
     info: GroupInfo
     invite_link: str | None
+    # Meta's pending join requests, read at `read_at` (ms); None when they could not be read.
+    join_requests: list[JoinRequestInfo] | None = None
+    read_at: int = 0
 
 
 def _created_ms(summary: GroupSummary) -> int:
@@ -155,6 +163,28 @@ class Syncer:
                 return summaries
             after = page.after
 
+    async def _join_requests_at_meta(
+        self, number: NumberRecord, group_id: str, token: str, report: SyncReport
+    ) -> list[JoinRequestInfo] | None:
+        """Every pending join request of a Meta group (cursor pages); None when Meta would not
+        tell (the group's requests are then left as they are)."""
+        found: list[JoinRequestInfo] = []
+        after: str | None = None
+        try:
+            while True:
+                page = await self.deps.channel.list_join_requests(
+                    group_id, token, limit=100, after=after
+                )
+                found.extend(page.requests)
+                if not page.after:
+                    return found
+                after = page.after
+        except GraphError as exc:
+            if exc.code == 131041:
+                raise  # the group is gone: the caller's concern
+            report.errors.append(f"{number.number}/{group_id} join requests: {exc.describe()}")
+            return None
+
     async def sync_number(
         self, number: NumberRecord, report: SyncReport, progress: Progress | None = None
     ) -> None:
@@ -166,8 +196,10 @@ class Syncer:
         seen: set[str] = set()
         for done, summary in enumerate(summaries, start=1):
             try:
+                read_at = now_ms()
                 info = await self.deps.channel.get_group(summary.id, token)
                 link = await self.deps.channel.get_invite_link(summary.id, token)
+                requests = await self._join_requests_at_meta(number, summary.id, token, report)
             except GraphError as exc:
                 if exc.code == 131041:  # deleted between the list and the read
                     continue
@@ -176,7 +208,7 @@ class Syncer:
                 continue
             seen.add(summary.id)
             try:
-                await self._group(number, MetaGroup(summary, info, link), report)
+                await self._group(number, MetaGroup(summary, info, link, requests, read_at), report)
             except StoreUnavailable:
                 raise
             except Exception as exc:  # one odd group must not stop the rest of the number
@@ -226,6 +258,7 @@ class Syncer:
             await self._settle(tx, group, meta, report)
             await self._drift(tx, group, meta, report)
             await self._participants(tx, group, meta, report)
+            await self._join_requests(tx, group, meta, report)
         await apply_parked(self.deps.store, meta_group_id=meta.summary.id)
 
     async def _in_flight(self, tx: Any, number: NumberRecord, meta: MetaGroup) -> bool:
@@ -276,11 +309,16 @@ class Syncer:
                     for name, value in (
                         ("subject", meta.info.subject),
                         ("description", meta.info.description),
+                        ("join_approval_mode", meta.info.join_approval_mode),
                     )
                     if asked.get(name) is not None and asked[name] != value
                 ]
                 state = "failed" if missed else "succeeded"
                 error = f"Meta does not show the new {', '.join(missed)}" if missed else None
+                if not missed and asked.get("join_approval_mode"):
+                    await chat_groups.set_group(
+                        tx, group.id, join_approval_mode=asked["join_approval_mode"]
+                    )
                 if not missed and asked.get("picture_url"):
                     await chat_groups.set_group(
                         tx,
@@ -332,6 +370,13 @@ class Syncer:
             values["description"] = meta.info.description
         if meta.invite_link != group.invite_link:
             values["invite_link"] = meta.invite_link
+        mode = meta.info.join_approval_mode
+        if (
+            mode in JOIN_APPROVAL_MODES
+            and mode != group.join_approval_mode
+            and group.status != GroupStatus.UPDATING
+        ):
+            values["join_approval_mode"] = mode
         changed = False
         if values:
             changed = await chat_groups.set_group(tx, group.id, **values)
@@ -379,6 +424,52 @@ class Syncer:
         if changed:
             await participants.recount_participants(tx, group.id)
             report.participants_changed += changed
+
+    async def _join_requests(
+        self, tx: Any, group: GroupRecord, meta: MetaGroup, report: SyncReport
+    ) -> None:
+        """Requests pending at Meta are pending here (a filing whose webhook was lost appears);
+        requests pending here that Meta no longer has are `gone`. A row changed since Meta was
+        read is newer than what Meta showed, and is left alone."""
+        if meta.join_requests is None:
+            return
+        rows = {r.wa_id: r for r in await participants.join_requests_of(tx, group.id)}
+        at_meta: set[str] = set()
+        changed = 0
+        for request in meta.join_requests:
+            who = request.wa_id or request.user_id
+            if not who or len(who) > 32 or len(request.join_request_id) > 256:
+                continue
+            at_meta.add(request.join_request_id)
+            row = rows.get(who)
+            if row is not None and (
+                row.updated_at >= meta.read_at
+                or (
+                    row.state == JoinRequestState.PENDING
+                    and row.join_request_id == request.join_request_id
+                )
+            ):
+                continue
+            await participants.set_join_request(
+                tx,
+                group.id,
+                who,
+                JoinRequestState.PENDING,
+                request.creation_timestamp or int(time.time()),
+                request.join_request_id,
+            )
+            changed += 1
+        gone = [
+            r.join_request_id
+            for r in rows.values()
+            if r.state == JoinRequestState.PENDING
+            and r.join_request_id not in at_meta
+            and r.updated_at < meta.read_at
+        ]
+        changed += await participants.settle_join_requests(
+            tx, group.id, gone, JoinRequestState.GONE
+        )
+        report.join_requests_changed += changed
 
     async def _gone(
         self, number: NumberRecord, token: str, seen: set[str], started: int, report: SyncReport

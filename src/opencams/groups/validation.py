@@ -13,12 +13,13 @@ from opencams.errors import (
     DescriptionInvalid,
     GroupStatusNotSupport,
     InvalidParameter,
+    JoinApprovalModeInvalid,
     PageInvalid,
     PhoneNumberError,
     SubjectInvalid,
 )
 from opencams.groups.requests import RawComplex
-from opencams.names import GroupStatus
+from opencams.names import JOIN_APPROVAL_MODES, GroupStatus
 
 SUPPORTED_CHANNELS = frozenset({"WHATSAPP"})
 STATUSES = frozenset(GroupStatus)
@@ -78,6 +79,15 @@ def description(value: str | None) -> str | None:
         return None
     if len(value) > MAX_DESCRIPTION:
         raise DescriptionInvalid(f"{len(value)} characters; at most {MAX_DESCRIPTION}")
+    return value
+
+
+def join_approval_mode(value: str | None) -> str | None:
+    """An opencams extension: Meta's two modes, spelled as Meta spells them."""
+    if value is None:
+        return None
+    if value not in JOIN_APPROVAL_MODES:
+        raise JoinApprovalModeInvalid(f"{value!r}; supported: {', '.join(JOIN_APPROVAL_MODES)}")
     return value
 
 

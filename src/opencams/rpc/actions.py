@@ -17,12 +17,14 @@ from typing import Any, Generic, TypeVar
 from opencams.access.sts import AssumedRole, AssumeRoleRequest, RoleAssumer
 from opencams.callbacks.settings import UpdateWebhookRequest, update_webhook
 from opencams.errors import MissingParameter, NotJson
-from opencams.groups import lifecycle, links, listing, members
+from opencams.groups import joinrequests, lifecycle, links, listing, members
 from opencams.groups.context import Ctx, Deps
 from opencams.groups.requests import (
     AddChatGroupRequest,
     DeleteChatGroupParticipantsRequest,
     GroupRef,
+    JoinRequestsDecisionRequest,
+    ListChatGroupJoinRequestsRequest,
     ListChatGroupParticipantsRequest,
     ListChatGroupRequest,
     RawComplex,
@@ -108,6 +110,7 @@ def _add_chat_group(params: Params) -> AddChatGroupRequest:
         description=params.get("Description"),
         channel_type=params.get("ChannelType"),
         group_link=params.get("GroupLink"),
+        join_approval_mode=params.get("JoinApprovalMode"),
     )
 
 
@@ -134,10 +137,15 @@ def _update_chat_group(params: Params) -> UpdateChatGroupRequest:
     subject = params.values.get("Subject") or None
     description = params.values.get("Description")
     picture = params.get("ProfilePictureFile")
-    if subject is None and description is None and picture is None:
-        raise MissingParameter("Subject, Description or ProfilePictureFile")
+    mode = params.get("JoinApprovalMode")
+    if subject is None and description is None and picture is None and mode is None:
+        raise MissingParameter("Subject, Description, ProfilePictureFile or JoinApprovalMode")
     return UpdateChatGroupRequest(
-        ref=ref, subject=subject, description=description, profile_picture_file=picture
+        ref=ref,
+        subject=subject,
+        description=description,
+        profile_picture_file=picture,
+        join_approval_mode=mode,
     )
 
 
@@ -170,6 +178,16 @@ def _update_phone_webhook(params: Params) -> UpdateWebhookRequest:
         queue_flag=params.get("QueueFlag"),
         status_callback_url=params.values.get("StatusCallbackUrl"),
         up_callback_url=params.values.get("UpCallbackUrl"),
+    )
+
+
+def _list_join_requests(params: Params) -> ListChatGroupJoinRequestsRequest:
+    return ListChatGroupJoinRequestsRequest(ref=_ref(params), page=_complex(params, "Page"))
+
+
+def _join_request_decision(params: Params) -> JoinRequestsDecisionRequest:
+    return JoinRequestsDecisionRequest(
+        ref=_ref(params), join_request_ids=_complex(params, "JoinRequestIds")
     )
 
 
@@ -212,6 +230,25 @@ _TABLE: tuple[Action[Any, Any], ...] = (
     ),
     _cams("UpdateAccountWebhook", _update_account_webhook, update_webhook, render.acknowledged),
     _cams("UpdatePhoneWebhook", _update_phone_webhook, update_webhook, render.acknowledged),
+    # opencams extensions (docs/api.md#join-requests)
+    _cams(
+        "ListChatGroupJoinRequests",
+        _list_join_requests,
+        joinrequests.list_chat_group_join_requests,
+        render.join_request_page,
+    ),
+    _cams(
+        "ApproveChatGroupJoinRequests",
+        _join_request_decision,
+        joinrequests.approve_chat_group_join_requests,
+        render.join_request_results,
+    ),
+    _cams(
+        "RejectChatGroupJoinRequests",
+        _join_request_decision,
+        joinrequests.reject_chat_group_join_requests,
+        render.join_request_results,
+    ),
     Action(
         "AssumeRole", STS_VERSION, None, _assume_role_request, _assume_role, render.assumed_role
     ),

@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from opencams.access.sts import AssumedRole
-from opencams.groups.results import Created, Done, GroupPage, InviteLink, ParticipantPage
+from opencams.groups.results import (
+    Created,
+    Done,
+    GroupPage,
+    InviteLink,
+    JoinRequestPage,
+    JoinRequestResults,
+    ParticipantPage,
+)
 from opencams.store.records import GroupRecord
 
 Fields = dict[str, Any]
@@ -45,6 +53,7 @@ def group_item(group: GroupRecord) -> Fields:
         ("GroupType", group.group_type),
         ("GroupLink", group.group_link),
         ("BusinessRole", group.business_role),
+        ("JoinApprovalMode", group.join_approval_mode),  # an opencams extension
     ):
         if value is not None and value != "":
             item[key] = value
@@ -61,6 +70,36 @@ def participant_page(result: ParticipantPage) -> Fields:
             "Total": result.total,
             "List": [{"ParticipantNumber": n} for n in result.numbers],
         }
+    }
+
+
+def join_request_page(result: JoinRequestPage) -> Fields:
+    return {
+        "Data": {
+            "Total": result.total,
+            "List": [
+                {
+                    "JoinRequestId": r.join_request_id,
+                    "ParticipantNumber": r.participant_number,
+                    "CreateTime": r.create_time,
+                }
+                for r in result.requests
+            ],
+        }
+    }
+
+
+def join_request_results(result: JoinRequestResults) -> Fields:
+    return {
+        "Results": [
+            {
+                "JoinRequestId": r.join_request_id,
+                "Success": r.success,
+                "Code": r.code,
+                "Message": r.message,
+            }
+            for r in result.results
+        ]
     }
 
 

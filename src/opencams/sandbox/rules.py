@@ -325,9 +325,18 @@ class Rules:
                 100, "Upload the profile picture as multipart/form-data (part 'file')"
             )
         picture = None if picture_data is None else validate_picture(picture_data)
-        if subject is None and description is None and picture is None:
+        # Not in Meta's settings reference (only at create and in group info): the simulator
+        # takes it under the same name, validated as at create (docs/simulator.md).
+        mode = params.get("join_approval_mode")
+        if mode is not None and mode not in JOIN_APPROVAL_MODES:
             raise MetaErrorAnswer(
-                100, "Nothing to update: give subject, description or a profile picture file"
+                100, "Param join_approval_mode must be one of auto_approve, approval_required"
+            )
+        if subject is None and description is None and picture is None and mode is None:
+            raise MetaErrorAnswer(
+                100,
+                "Nothing to update: give subject, description, join_approval_mode "
+                "or a profile picture file",
             )
         rule = self.fail_webhook("update")
         request_id = new_request_id()
@@ -363,6 +372,9 @@ class Rules:
                 item["group_description"] = {"text": description, "update_successful": ok}
                 if ok:
                     group.description = description
+            if mode is not None and ok:
+                # Meta's webhook documents no part for it: the mode changes silently.
+                group.join_approval_mode = mode
             if error is not None:
                 for key in ("profile_picture", "group_subject", "group_description"):
                     if key in item:

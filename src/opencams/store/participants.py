@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 
+from opencams.names import JoinRequestState
 from opencams.store.clock import now_ms
 from opencams.store.database import Tx, prepared
 from opencams.store.tables import chat_groups, join_requests, participants
@@ -146,3 +148,97 @@ async def member_page(
         return total, []
     rows = (await tx.execute(MEMBERS_PAGE, {**key, "offset": offset, "limit": limit})).all()
     return total, [row.wa_id for row in rows]
+
+
+# --- join requests the business acts on (ListChatGroupJoinRequests, Approve…, Reject…) ---------
+
+
+@dataclass(frozen=True)
+class JoinRequestRow:
+    join_request_id: str
+    wa_id: str  # the user's WhatsApp id, or their business-scoped user id (BSUID)
+    created_ts: int  # Meta's timestamp (unix seconds) of the filing
+    state: str
+    updated_at: int
+
+
+_PENDING = and_(
+    join_requests.c.group_id == bindparam("group_id"),
+    join_requests.c.state == JoinRequestState.PENDING,
+    join_requests.c.join_request_id.is_not(None),
+)
+PENDING_COUNT = prepared(select(func.count()).select_from(join_requests).where(_PENDING))
+PENDING_PAGE = prepared(
+    select(
+        join_requests.c.join_request_id,
+        join_requests.c.wa_id,
+        join_requests.c.last_event_ts,
+        join_requests.c.state,
+        join_requests.c.updated_at,
+    )
+    .where(_PENDING)
+    .order_by(join_requests.c.last_event_ts, join_requests.c.wa_id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+
+
+def _join_row(row: Any) -> JoinRequestRow:
+    return JoinRequestRow(
+        join_request_id=row.join_request_id,
+        wa_id=row.wa_id,
+        created_ts=row.last_event_ts,
+        state=row.state,
+        updated_at=row.updated_at,
+    )
+
+
+async def pending_join_request_page(
+    tx: Tx, number_id: int, group_id: str, offset: int, limit: int
+) -> tuple[int, list[JoinRequestRow]] | None:
+    """A page of a live group's pending join requests (oldest first) and their number; None
+    when the number has no such live group."""
+    key = {"group_id": group_id}
+    if not (await tx.execute(LIVE_GROUP_OF_NUMBER, {**key, "number_id": number_id})).all():
+        return None
+    total = int((await tx.execute(PENDING_COUNT, key)).scalar())
+    if offset >= total:
+        return total, []
+    rows = (await tx.execute(PENDING_PAGE, {**key, "offset": offset, "limit": limit})).all()
+    return total, [_join_row(row) for row in rows]
+
+
+async def join_requests_of(
+    tx: Tx, group_id: str, ids: Collection[str] | None = None
+) -> list[JoinRequestRow]:
+    """A group's join requests that have an id (all, or those among `ids`), in any state."""
+    query = select(
+        join_requests.c.join_request_id,
+        join_requests.c.wa_id,
+        join_requests.c.last_event_ts,
+        join_requests.c.state,
+        join_requests.c.updated_at,
+    ).where(join_requests.c.group_id == group_id, join_requests.c.join_request_id.is_not(None))
+    if ids is not None:
+        query = query.where(join_requests.c.join_request_id.in_(list(ids)))
+    return [_join_row(row) for row in (await tx.execute(query)).all()]
+
+
+async def settle_join_requests(
+    tx: Tx, group_id: str, ids: Collection[str], state: JoinRequestState
+) -> int:
+    """Mark pending requests of the group approved, rejected or gone; a request that is no
+    longer pending (its join's webhook came first, the user cancelled) is left as it is.
+    Returns how many changed."""
+    if not ids:
+        return 0
+    result = await tx.execute(
+        update(join_requests)
+        .where(
+            join_requests.c.group_id == group_id,
+            join_requests.c.join_request_id.in_(list(ids)),
+            join_requests.c.state == JoinRequestState.PENDING,
+        )
+        .values(state=state, updated_at=now_ms())
+    )
+    return int(result.rowcount or 0)
