@@ -123,7 +123,7 @@ def test_labels_are_bounded(observed: LiveServer) -> None:
     """Actions outside the table are `unknown`; no id, number or key is ever a label."""
     client = make_client(observed)
     made_up = f"NoSuchAction{uuid.uuid4().hex[:6]}"
-    with pytest.raises(Exception, match="InvalidAction.NotFound"):
+    with pytest.raises(Exception, match=r"InvalidAction\.NotFound"):
         raw_call(client, made_up, {})
     samples = scrape(f"{observed.url}/metrics")
     assert value(
