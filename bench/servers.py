@@ -49,7 +49,11 @@ class Server:
         return [
             line
             for line in text.splitlines()
-            if "Traceback" in line or " ERROR" in line or line.startswith("ERROR")
+            if "Traceback" in line
+            or " ERROR" in line
+            or line.startswith("ERROR")
+            or '"level": "ERROR"'
+            in line  # a JSON log line (OPENCAMS_LOG_FORMAT, docs/operations.md)
         ]
 
 

@@ -1,5 +1,6 @@
 """Assembles the ASGI application: CAMS endpoint at `/`, Meta webhooks at `/webhooks/whatsapp`,
-`/healthz`, and (unless disabled) the built-in simulator under `/_sandbox`.
+`/healthz` (liveness), `/readyz` (readiness), `/metrics` (unless OPENCAMS_METRICS says otherwise),
+and (unless disabled) the built-in simulator under `/_sandbox`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from opencams.errors import (
 from opencams.groups.context import Deps
 from opencams.groups.events import apply_event
 from opencams.groups.sync import Syncer
+from opencams.metrics import webhook_outcome
+from opencams.observability import DatabaseGauges, MetricsPage, Readiness
 from opencams.rpc.endpoint import Endpoint
 from opencams.rpc.envelope import failure, new_request_id
 from opencams.sandbox import SandboxConfig, Simulator
@@ -119,6 +122,7 @@ class WebhookReceiver:
                 except StoreRejected as exc:
                     # A value the database cannot hold: skipped, so that the rest is applied.
                     log.warning("webhook event skipped, unstorable value: %s", exc)
+                    webhook_outcome("rejected")
                     outcomes.append("rejected")
             if skipped:
                 log.warning("%d webhook group events skipped: unusable ids", skipped)
@@ -251,15 +255,25 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         roles=RoleAssumer(store, tokens, min_duration=settings.sts_min_duration_seconds),
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
+    mounted = settings.sandbox and settings.graph_base_url is None
+    readiness = Readiness(
+        store,
+        redis_url=settings.redis_url,
+        meta="the built-in simulator" if mounted else "Graph API at a configured URL",
+    )
+    gauges = DatabaseGauges(store)
     routes: list[Route | Mount] = [
         Route("/", endpoint.__call__, methods=["GET", "POST"]),
         Route("/webhooks/whatsapp", receiver.__call__, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readiness.__call__, methods=["GET"]),
     ]
+    if settings.metrics == "on":
+        routes.append(Route("/metrics", MetricsPage(gauges).__call__, methods=["GET"]))
     simulator: Simulator | None = None
     # The simulator is mounted only when it is this server's Meta: beside a real Graph API its
     # controls (which make the server send requests) have no business being reachable.
-    if settings.sandbox and settings.graph_base_url is None:
+    if mounted:
         simulator = Simulator(
             SandboxConfig(
                 callback_url=settings.sandbox_callback_url
@@ -280,6 +294,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         if settings.callback_delivery:
             deliverer = Deliverer(store, box, delivery_policy(settings))
             deliverer.start()
+        if settings.metrics_listener is not None:
+            # Scraped elsewhere (opencams serve's own listener): the figures are kept fresh here.
+            tasks.append(asyncio.create_task(gauges.run_forever()))
         if settings.sync_interval_seconds > 0:
             syncer = Syncer(deps, grace_seconds=settings.sync_grace_seconds)
             tasks.append(asyncio.create_task(_sync_forever(syncer, settings.sync_interval_seconds)))
@@ -295,6 +312,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 await deliverer.stop()
             await audit.aclose()
             await throttle.aclose()
+            await readiness.aclose()
             if simulator is not None:
                 await simulator.aclose()
             await graph.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opencams import __version__, server
+from opencams import __version__, logs, metrics, server
 from opencams.access_cli import audit, keys_app, sts_app
 from opencams.callbacks_cli import callbacks_app
 from opencams.cli_common import settings_or_exit
@@ -95,6 +96,7 @@ def serve(
     from opencams.errors import ConfigError
 
     settings = settings_or_exit()
+    log_config = logs.configure(log_level, settings.log_format)
     self_url = _self_url(host, port, "https" if tls_cert else "http")
     if workers > 1 and settings.sandbox and settings.graph_base_url is None:
         typer.echo(
@@ -114,19 +116,31 @@ def serve(
     if workers > 1:
         os.environ[SELF_URL_ENV] = self_url
         application = "opencams.app:factory"
-    server.run(
-        application,
-        server.ServeOptions(
-            host=host,
-            port=port,
-            log_level=log_level,
-            keep_alive_seconds=settings.keep_alive_seconds,
-            tls_cert=str(tls_cert) if tls_cert else None,
-            tls_key=str(tls_key) if tls_key else None,
-            workers=workers,
-        ),
-        factory=workers > 1,
+    options = server.ServeOptions(
+        host=host,
+        port=port,
+        log_level=log_level,
+        keep_alive_seconds=settings.keep_alive_seconds,
+        tls_cert=str(tls_cert) if tls_cert else None,
+        tls_key=str(tls_key) if tls_key else None,
+        workers=workers,
+        log_config=log_config,
     )
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            # Every worker writes its metrics under a fresh directory of this process's.
+            stack.enter_context(metrics.multiprocess_dir())
+        listener = settings.metrics_listener
+        if listener is not None:
+            from opencams.observability import start_listener
+
+            listen_host = listener[0] or host
+            try:
+                stack.callback(start_listener(listen_host, listener[1]))
+            except OSError as exc:
+                typer.echo(f"error: metrics listener {listen_host}:{listener[1]}: {exc}", err=True)
+                raise typer.Exit(1) from exc
+        server.run(application, options, factory=workers > 1)
 
 
 @app.command("apply")

@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     callback_concurrency: int = Field(default=32, ge=1, le=1000)
     callback_retention_days: float = Field(default=7.0, gt=0)
 
+    # Observability (docs/operations.md).
+    metrics: str = Field(
+        default="on",
+        description="on: /metrics on the main port; off: no metrics; host:port or :port: "
+        "/metrics on a listener of its own",
+    )
+    log_format: Literal["json", "text"] | None = Field(
+        default=None, description="json or text; unset: text on a terminal, JSON otherwise"
+    )
+
     # Business rules with vendor defaults.
     max_groups_per_number: int = Field(default=10_000, ge=1)
 
@@ -104,6 +114,25 @@ class Settings(BaseSettings):
         if value is not None and len(value) < 32:
             raise ValueError("OPENCAMS_SECRET_KEY must be at least 32 characters")
         return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_value(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("on", "off"):
+            return value.lower()
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("OPENCAMS_METRICS must be on, off, host:port or :port")
+        return value
+
+    @cached_property
+    def metrics_listener(self) -> tuple[str, int] | None:
+        """(host, port) of the metrics' own listener, or None (main port, or off)."""
+        if self.metrics in ("on", "off"):
+            return None
+        host, _, port = self.metrics.rpartition(":")
+        return (host.strip("[]"), int(port))  # no host: the main listener's
 
     @cached_property
     def is_sqlite(self) -> bool:

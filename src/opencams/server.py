@@ -52,6 +52,8 @@ class ServeOptions:
     tls_cert: str | None = None
     tls_key: str | None = None
     workers: int = 1
+    # logging.config.dictConfig document applied by uvicorn in every process (opencams.logs).
+    log_config: dict[str, Any] | None = None
 
 
 class _Refused(httptools.HttpParserError):
@@ -128,7 +130,10 @@ def run(application: Any, options: ServeOptions, *, factory: bool = False) -> No
         host=options.host,
         port=options.port,
         log_level=options.log_level,
+        # opencams logs each CAMS request itself (opencams.request): uvicorn's access lines, which
+        # would repeat it without the RequestId, are off; its other lines take our format.
         access_log=False,
+        log_config=options.log_config,
         http=CamsHttpProtocol,
         # opencams alone decides which forwarding headers to believe (OPENCAMS_TRUSTED_PROXIES).
         proxy_headers=False,

@@ -15,6 +15,7 @@ import logging
 from typing import Any, Protocol
 
 from opencams.errors import StoreError, StoreUnavailable
+from opencams.metrics import AUDIT_QUEUE
 from opencams.store import audit as audit_store
 from opencams.store.clock import now_ms
 from opencams.store.repo import Store
@@ -42,6 +43,7 @@ class AuditLog:
             log.error("audit queue full (%d records): dropping the oldest", MAX_QUEUE)
             del self._pending[: MAX_QUEUE // 10]
         self._pending.append({"at": now_ms(), **fields})
+        AUDIT_QUEUE.set(len(self._pending))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
 
@@ -72,6 +74,8 @@ class AuditLog:
                         await audit_store.record_audit(tx, [record])
                 except StoreError as single:
                     log.error("audit record %s dropped: %s", record.get("request_id"), single)
+        finally:
+            AUDIT_QUEUE.set(len(self._pending))
         return True
 
     async def _run(self) -> None:

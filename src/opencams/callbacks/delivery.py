@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from opencams import metrics
 from opencams.callbacks import signing
 from opencams.callbacks.settings import new_secret
 from opencams.errors import FetchRefused, StoreError
@@ -227,6 +228,7 @@ class Deliverer:
             async with self.store.write() as tx:
                 await callbacks.settle(tx, [e.seq for e in batch], callbacks.DELIVERED)
             await self._release(key, failures=0, retry_at=0, error=None)
+            metrics.CALLBACK_DELIVERIES.labels("delivered").inc(len(batch))
             log.info("delivered %d callback event(s)", len(batch))
             return True
         if outcome.kind == "refused":
@@ -250,6 +252,8 @@ class Deliverer:
         await self._release(
             key, failures=failures, retry_at=now_ms() + int(delay * 1000), error=outcome.error
         )
+        metrics.CALLBACK_DELIVERIES.labels("retried").inc(len(batch) - len(expired))
+        metrics.CALLBACK_DELIVERIES.labels("dead").inc(len(expired))
         log.warning(
             "callback delivery failed (%s); %d event(s) wait, next try in %.1f s%s",
             outcome.error,
@@ -264,6 +268,7 @@ class Deliverer:
         if len(batch) == 1:
             async with self.store.write() as tx:
                 await callbacks.settle(tx, [batch[0].seq], callbacks.DEAD, error=refusal.error)
+            metrics.CALLBACK_DELIVERIES.labels("rejected").inc()
             log.warning("a receiver refused callback event %s: %s", batch[0].id, refusal.error)
             return
         for event in batch:
@@ -274,6 +279,9 @@ class Deliverer:
             }.get(outcome.kind, callbacks.PENDING)
             async with self.store.write() as tx:
                 await callbacks.settle(tx, [event.seq], state, error=outcome.error)
+            metrics.CALLBACK_DELIVERIES.labels(
+                {callbacks.DELIVERED: "delivered", callbacks.DEAD: "rejected"}.get(state, "retried")
+            ).inc()
             if state == callbacks.PENDING:
                 return  # the receiver is failing now: back to the retry path, order kept
 

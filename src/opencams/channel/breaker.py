@@ -5,6 +5,8 @@ That keeps a dead Meta from tying up every worker and every caller.
 closed --(N consecutive unavailable calls)--> open --(cool-down)--> half-open
 half-open: one trial call; success closes the circuit, failure opens it again.
 Only "unavailable" failures count: throttling and refusals are answers, not absence.
+The state is the gauge `opencams_graph_circuit_state`, set as it changes (an open circuit
+reads open until a call finds it cooled down).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from opencams.errors import CircuitOpen
+from opencams.metrics import circuit_state
 
 
 class Breaker:
@@ -48,8 +51,11 @@ class Breaker:
             if self._trial_running:
                 raise CircuitOpen(1.0)
             self._trial_running = True
+            circuit_state("half-open")
 
     def succeeded(self) -> None:
+        if self._opened_at is not None:
+            circuit_state("closed")
         self._consecutive = 0
         self._opened_at = None
         self._trial_running = False
@@ -59,6 +65,7 @@ class Breaker:
         self._consecutive += 1
         if self._opened_at is not None or self._consecutive >= self._threshold:
             self._opened_at = self._clock()
+            circuit_state("open")
 
     def neutral(self) -> None:
         """An answer that says nothing about Meta's health (a refusal): ends a trial as success."""

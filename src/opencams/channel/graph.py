@@ -21,6 +21,8 @@ mean Meta did not accept the message, are retried as for every call.
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from typing import Any
 
 import httpx
@@ -44,8 +46,11 @@ from opencams.channel.types import (
     JoinRequestPage,
     MediaInfo,
 )
+from opencams.errors import CircuitOpen, GraphError
 from opencams.errors import GraphCategory as Category
-from opencams.errors import GraphError
+from opencams.metrics import GraphCounters
+
+log = logging.getLogger("opencams.graph")
 
 
 def _classify(status: int, body: Any) -> GraphError:
@@ -105,6 +110,7 @@ class GraphClient:
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._breaker = breaker or Breaker()
+        self._counters = GraphCounters()
 
     @property
     def breaker(self) -> Breaker:
@@ -161,6 +167,45 @@ class GraphClient:
 
     async def _call(
         self,
+        operation: str,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        data: Any = None,
+        files: Any = None,
+    ) -> Any:
+        """One Graph call (its retries included), counted and logged under `operation`."""
+        started = time.perf_counter()
+        outcome = "error"
+        http_status: int | None = None
+        try:
+            result = await self._attempts(
+                method, path, token, json=json, params=params, data=data, files=files
+            )
+            outcome = "ok"
+            return result
+        except GraphError as exc:
+            outcome = "circuit_open" if isinstance(exc, CircuitOpen) else exc.category
+            http_status = exc.http_status
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            self._counters.observe(operation, outcome, seconds)
+            log.info(
+                "graph call",
+                extra={
+                    "operation": operation,
+                    "outcome": outcome,
+                    "graph_status": http_status,
+                    "duration_ms": round(seconds * 1000, 3),
+                },
+            )
+
+    async def _attempts(
+        self,
         method: str,
         path: str,
         token: str,
@@ -211,7 +256,9 @@ class GraphClient:
             payload["description"] = description
         if join_approval_mode:
             payload["join_approval_mode"] = join_approval_mode
-        body = await self._call("POST", f"{phone_number_id}/groups", token, json=payload)
+        body = await self._call(
+            "create_group", "POST", f"{phone_number_id}/groups", token, json=payload
+        )
         # Meta documents `request_id`; some proxies answer `id` or `group_id` (docs/simulator.md).
         request_id = body.get("request_id") or body.get("id") or body.get("group_id")
         if not request_id:
@@ -224,7 +271,9 @@ class GraphClient:
         params: dict[str, Any] = {"limit": limit}
         if after:
             params["after"] = after
-        body = await self._call("GET", f"{phone_number_id}/groups", token, params=params)
+        body = await self._call(
+            "list_groups", "GET", f"{phone_number_id}/groups", token, params=params
+        )
         data = body.get("data")
         raw_groups = data.get("groups", []) if isinstance(data, dict) else data or []
         groups = [
@@ -245,7 +294,7 @@ class GraphClient:
         fields = (
             "subject,description,suspended,join_approval_mode,total_participant_count,participants"
         )
-        body = await self._call("GET", group_id, token, params={"fields": fields})
+        body = await self._call("get_group", "GET", group_id, token, params={"fields": fields})
         participants = [
             str(p.get("wa_id") or p.get("user_id"))
             for p in body.get("participants") or []
@@ -284,10 +333,11 @@ class GraphClient:
         if join_approval_mode is not None:
             fields["join_approval_mode"] = join_approval_mode
         if picture is None:
-            body = await self._call("POST", group_id, token, json=fields)
+            body = await self._call("update_group", "POST", group_id, token, json=fields)
         else:
             # A picture travels as multipart, like Meta's media upload (docs/simulator.md).
             body = await self._call(
+                "update_group",
                 "POST",
                 group_id,
                 token,
@@ -299,18 +349,22 @@ class GraphClient:
 
     async def delete_group(self, group_id: str, token: str) -> str | None:
         """Deletion; confirmed by `group_lifecycle_update`/`group_delete`."""
-        body = await self._call("DELETE", group_id, token)
+        body = await self._call("delete_group", "DELETE", group_id, token)
         request_id = body.get("request_id")
         return str(request_id) if request_id else None
 
     async def get_invite_link(self, group_id: str, token: str) -> str | None:
-        body = await self._call("GET", f"{group_id}/invite_link", token)
+        body = await self._call("get_invite_link", "GET", f"{group_id}/invite_link", token)
         link = body.get("invite_link")
         return str(link) if link else None
 
     async def reset_invite_link(self, group_id: str, token: str) -> str:
         body = await self._call(
-            "POST", f"{group_id}/invite_link", token, json={"messaging_product": "whatsapp"}
+            "reset_invite_link",
+            "POST",
+            f"{group_id}/invite_link",
+            token,
+            json={"messaging_product": "whatsapp"},
         )
         link = body.get("invite_link")
         if not link:
@@ -319,12 +373,17 @@ class GraphClient:
 
     async def delete_invite_link(self, group_id: str, token: str) -> None:
         await self._call(
-            "DELETE", f"{group_id}/invite_link", token, json={"messaging_product": "whatsapp"}
+            "delete_invite_link",
+            "DELETE",
+            f"{group_id}/invite_link",
+            token,
+            json={"messaging_product": "whatsapp"},
         )
 
     async def remove_participants(self, group_id: str, token: str, users: list[str]) -> str | None:
         """Removal of up to 8 members; per-member outcome by `group_participants_update`."""
         body = await self._call(
+            "remove_participants",
             "DELETE",
             f"{group_id}/participants",
             token,
@@ -342,6 +401,7 @@ class GraphClient:
         retried after it may have been sent (module docstring: how to make sends idempotent).
         """
         body = await self._call(
+            "send_message",
             "POST",
             f"{phone_number_id}/messages",
             token,
@@ -365,6 +425,7 @@ class GraphClient:
         """POST /{phone-number-id}/media (multipart); returns the media id. An upload that timed
         out is not retried (a second upload is harmless but wasteful; the caller may retry)."""
         body = await self._call(
+            "upload_media",
             "POST",
             f"{phone_number_id}/media",
             token,
@@ -377,7 +438,7 @@ class GraphClient:
         return str(media_id)
 
     async def get_media(self, media_id: str, token: str) -> MediaInfo:
-        body = await self._call("GET", media_id, token)
+        body = await self._call("get_media", "GET", media_id, token)
         url = body.get("url")
         if not isinstance(url, str) or not url:
             raise GraphError("rejected", f"Graph returned no download URL for media {media_id}")
@@ -424,7 +485,9 @@ class GraphClient:
         params: dict[str, Any] = {"limit": limit}
         if after:
             params["after"] = after
-        body = await self._call("GET", f"{group_id}/join_requests", token, params=params)
+        body = await self._call(
+            "list_join_requests", "GET", f"{group_id}/join_requests", token, params=params
+        )
         data = body.get("data")
         requests = [
             JoinRequestInfo(
@@ -447,7 +510,11 @@ class GraphClient:
     ) -> JoinRequestOutcome:
         """Bulk approval; each approved user joins by a `group_participants_add` webhook."""
         body = await self._call(
-            "POST", f"{group_id}/join_requests", token, json=_join_requests(join_request_ids)
+            "approve_join_requests",
+            "POST",
+            f"{group_id}/join_requests",
+            token,
+            json=_join_requests(join_request_ids),
         )
         return _outcome(body, "approved_join_requests")
 
@@ -456,7 +523,11 @@ class GraphClient:
     ) -> JoinRequestOutcome:
         """Bulk rejection; Meta sends no webhook for it."""
         body = await self._call(
-            "DELETE", f"{group_id}/join_requests", token, json=_join_requests(join_request_ids)
+            "reject_join_requests",
+            "DELETE",
+            f"{group_id}/join_requests",
+            token,
+            json=_join_requests(join_request_ids),
         )
         return _outcome(body, "rejected_join_requests")
 

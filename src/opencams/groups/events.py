@@ -11,12 +11,17 @@ neither can miss the other. `effects` holds what each event does.
 from __future__ import annotations
 
 import json
+import logging
 
+from opencams import metrics
 from opencams.channel.webhooks import GroupEvent
 from opencams.errors import StoreConflict
 from opencams.groups.effects import Outcome, apply_effect
 from opencams.store import operations
+from opencams.store.database import Tx
 from opencams.store.repo import Store
+
+log = logging.getLogger("opencams.webhook")
 
 
 def _stored_payload(event: GroupEvent) -> str:
@@ -51,8 +56,41 @@ def _links_group(event: GroupEvent, outcome: Outcome) -> bool:
     )
 
 
+async def _cause(tx: Tx, event: GroupEvent) -> str | None:
+    """The RequestId of the CAMS request whose operation this event answers, if any."""
+    if event.request_id is None:
+        return None
+    op = await operations.operation_by_request_id(tx, event.request_id)
+    if op is None:
+        return None
+    cause = op.asked().get("request_id")
+    return cause if isinstance(cause, str) else None
+
+
+def _log(event: GroupEvent, outcome: str, cause: str | None, *, parked: bool = False) -> None:
+    log.info(
+        "webhook event",
+        extra={
+            "RequestId": cause,
+            "field": event.field_name,
+            "event_type": event.type,
+            "outcome": outcome,
+            "was_parked": parked,
+        },
+    )
+
+
 async def apply_event(store: Store, event: GroupEvent) -> Outcome:
+    """Apply one event; counts it (opencams_webhook_events) and logs its line."""
+    metrics.WEBHOOK_RECEIVED.inc()
+    outcome = await _apply_event(store, event)
+    metrics.webhook_outcome(outcome)
+    return outcome
+
+
+async def _apply_event(store: Store, event: GroupEvent) -> Outcome:
     key = event.dedupe_key()
+    cause: str | None = None
     try:
         async with store.write() as tx:
             recorded = await operations.record_event(
@@ -72,6 +110,8 @@ async def apply_event(store: Store, event: GroupEvent) -> Outcome:
                 return "duplicate"
             outcome = await apply_effect(tx, event)
             await operations.set_event_state(tx, key, outcome)
+            if outcome == "applied" and log.isEnabledFor(logging.INFO):
+                cause = await _cause(tx, event)
     except StoreConflict:
         # The same event committed concurrently by another delivery (or server)?
         async with store.read() as tx:
@@ -79,6 +119,7 @@ async def apply_event(store: Store, event: GroupEvent) -> Outcome:
         if seen:
             return "duplicate"
         raise
+    _log(event, outcome, cause)
     if _links_group(event, outcome):
         await apply_parked(store, meta_group_id=event.group_id)
     elif outcome == "parked":
@@ -110,7 +151,10 @@ async def apply_parked(
                     continue  # another process took it
                 outcome = await apply_effect(tx, event)
                 await operations.set_event_state(tx, event_id, outcome)
+                cause = await _cause(tx, event) if outcome == "applied" else None
+            _log(event, outcome, cause, parked=True)
             if outcome == "applied":
+                metrics.WEBHOOK_UNPARKED.inc()
                 applied += 1
                 if _links_group(event, outcome):
                     pending.append((None, event.group_id))

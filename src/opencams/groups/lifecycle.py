@@ -87,7 +87,12 @@ async def add_chat_group(ctx: Ctx, req: AddChatGroupRequest) -> Created:
             kind="create",
             group_id=group_id,
             meta_request_id=created.request_id,
-            payload={"subject": subject, "description": description, "join_approval_mode": mode},
+            payload={
+                "subject": subject,
+                "description": description,
+                "join_approval_mode": mode,
+                "request_id": ctx.request_id,
+            },
         )
     # Meta may have answered by webhook before the row above existed; such an event was parked.
     await apply_parked(ctx.deps.store, request_id=created.request_id)
@@ -109,7 +114,8 @@ async def begin(
                 "another change of the group is under way.",
                 status=current.status if current else "gone",
             )
-        payload = {**payload, "previous_status": group.status}
+        # The RequestId that started it: the webhook completing it logs it (docs/operations.md).
+        payload = {**payload, "previous_status": group.status, "request_id": ctx.request_id}
         await operations.insert_operation(
             tx, op_id=op_id, kind=kind, group_id=group.id, meta_request_id=None, payload=payload
         )

@@ -69,7 +69,7 @@ async def delete_chat_group_participants(ctx: Ctx, req: DeleteChatGroupParticipa
             kind="remove_participants",
             group_id=group.id,
             meta_request_id=None,
-            payload={"participants": numbers},
+            payload={"participants": numbers, "request_id": ctx.request_id},
         )
     try:
         request_id = await ctx.deps.channel.remove_participants(

@@ -8,8 +8,10 @@ database becomes ServiceUnavailable, and anything else is logged and answered In
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,16 +37,21 @@ from opencams.errors import (
     ServiceUnavailable,
     StoreRejected,
     StoreUnavailable,
+    ThrottlingUser,
     UnsupportedHTTPMethod,
 )
 from opencams.groups.context import Deps
 from opencams.identity import Caller
+from opencams.logs import REQUEST_ID
+from opencams.metrics import UNKNOWN, RequestCounters
 from opencams.names import API_VERSION, STS_VERSION
 from opencams.rpc.actions import ACTIONS, Call
 from opencams.rpc.envelope import failure, new_request_id, success
 from opencams.rpc.params import Params
 
 log = logging.getLogger("opencams.rpc")
+# One line per CAMS request (docs/operations.md).
+request_log = logging.getLogger("opencams.request")
 
 MAX_BODY_BYTES = 1 << 20
 # A body over MAX_BODY_BYTES is still read (and dropped) up to this size before the answer, so
@@ -63,6 +70,7 @@ class Outcome:
 
     caller: Caller | None = None
     action: str | None = None
+    label: str = UNKNOWN  # the action's name in metrics and logs: from the table, or `unknown`
     decision: str = "error"
     statement: str | None = None
     source_ip: str | None = None
@@ -79,11 +87,49 @@ class Endpoint:
     deps: Deps
     roles: RoleAssumer
     trusted_proxies: tuple[Network, ...] = ()
+    counters: RequestCounters = dataclass_field(default_factory=RequestCounters)
 
     async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
         request_id = new_request_id()
+        context = REQUEST_ID.set(request_id)
+        try:
+            outcome = Outcome()
+            response, code = await self._answer(request, request_id, outcome)
+            self._audit(request_id, outcome, code)
+            seconds = time.perf_counter() - started
+            self.counters.observe(outcome.label, code, seconds)
+            if code == ThrottlingUser.code:
+                self.counters.throttled(outcome.label)
+            if request_log.isEnabledFor(logging.INFO):
+                self._log(request_id, outcome, code, response.status_code, seconds)
+            return response
+        finally:
+            REQUEST_ID.reset(context)
+
+    def _log(
+        self, request_id: str, outcome: Outcome, code: str, status: int, seconds: float
+    ) -> None:
+        caller = outcome.caller
+        request_log.info(
+            "request",
+            extra={
+                "RequestId": request_id,
+                "action": outcome.label,
+                "account": caller.account_id if caller else None,
+                "principal": caller.principal if caller else None,
+                "access_key_id": caller.access_key_id if caller else None,
+                "source_ip": outcome.source_ip,
+                "Code": code,
+                "http_status": status,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        )
+
+    async def _answer(
+        self, request: Request, request_id: str, outcome: Outcome
+    ) -> tuple[Response, str]:
         host = request.headers.get("host", "")
-        outcome = Outcome()
         code = "OK"
         try:
             response = success(request_id, await self._handle(request, request_id, outcome))
@@ -110,8 +156,7 @@ class Endpoint:
             log.exception("unhandled error in request %s", request_id)
             code = InternalError.code
             response = failure(request_id, InternalError(), host)
-        self._audit(request_id, outcome, code)
-        return response
+        return response, code
 
     def _audit(self, request_id: str, outcome: Outcome, code: str) -> None:
         caller = outcome.caller
@@ -172,6 +217,7 @@ class Endpoint:
         action = ACTIONS.get((version, action_name))
         if action is None:
             raise InvalidActionNotFound()
+        outcome.label = action.name
 
         claim: SignatureClaim
         if is_v3:

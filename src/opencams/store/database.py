@@ -49,6 +49,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Select
 
 from opencams.errors import StoreConflict, StoreRejected, StoreUnavailable
+from opencams.metrics import database_error
 
 log = logging.getLogger("opencams.store")
 
@@ -328,11 +329,14 @@ class SQLiteDatabase:
     def translated(self, exc: sqlite3.Error) -> Exception:
         """The store's error for a driver's (a broken connection is dropped, for a new one)."""
         if isinstance(exc, sqlite3.IntegrityError):
+            database_error("conflict")
             return StoreConflict(str(exc))
         if isinstance(exc, sqlite3.OperationalError | sqlite3.InterfaceError):
             self._reset()
+            database_error("unavailable")
             return StoreUnavailable(str(exc))
         if isinstance(exc, sqlite3.DataError):
+            database_error("rejected")
             return StoreRejected(str(exc))
         return exc
 
@@ -488,13 +492,17 @@ class PostgresDatabase:
         try:
             yield
         except psycopg.errors.IntegrityError as exc:
+            database_error("conflict")
             raise StoreConflict(str(exc)) from exc
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            database_error("unavailable")
             raise StoreUnavailable(str(exc)) from exc  # a conflict: worth trying again
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
             self._check_soon()
+            database_error("unavailable")
             raise StoreUnavailable(str(exc)) from exc
         except psycopg.DataError as exc:
+            database_error("rejected")
             raise StoreRejected(str(exc)) from exc
 
     def _check_soon(self) -> None:
