@@ -4,9 +4,11 @@ durability comparison (SQLite), the small database, two workers, granian."""
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
+from bench import deadreceiver
 from bench.common import GRANIAN_VERSION, log
 from bench.dataset import FULL, QUICK, build_dataset, server_env
 from bench.load import Load, Result, measure
@@ -79,6 +81,24 @@ def bench_database(
             "`OPENCAMS_SQLITE_SYNCHRONOUS=normal`; the others run with the default `full` "
             "(every commit synced before it is answered)."
         )
+    # A dead receiver slows nobody: ListChatGroup while deliveries to 32 receivers time out.
+    with deadreceiver.black_hole() as (port, accepted):
+        seeded = deadreceiver.seed_events(big.database_url, port)
+        dead_env = server_env(big.database_url, **deadreceiver.ENV)
+        try:
+            with serve("uvicorn", dead_env, work, "uvicorn-dead") as server:
+                time.sleep(3)  # the deliveries are under way
+                dead = measure([server], all_scenarios["list-p1"], load, work, backend, floor.rps)
+        finally:
+            deadreceiver.clear_events(big.database_url)
+    dead.key = "list-p1-dead-receivers"
+    dead.title = "ListChatGroup page 1, callbacks to 32 receivers timing out"
+    results[dead.key] = dead
+    notes.append(
+        f"`list-p1-dead-receivers`: the same as `list-p1` while the server delivers {seeded:,} "
+        f"pending callback events to {deadreceiver.RECEIVERS} receivers that accept and never "
+        f"answer (2 s timeout, retried within 2 s; {accepted[0]:,} connections were held)."
+    )
     if profile is not None and "error" not in profile:
         profile["store_costs"] = store_costs(big.database_url)
         profile["plans"] = query_plans(big.database_url)

@@ -32,6 +32,7 @@ SCENARIOS = (
     "add",
     "list-p1-normal",
     "add-normal",
+    "list-p1-dead-receivers",
     "list-p1-2w",
     "granian-floor",
     "granian-list-p1",

@@ -2,7 +2,12 @@
 after about half of them were acknowledged, restarted on the same database. Every acknowledged
 group is listed (none lost) and becomes ACTIVE (through Meta's webhooks, redelivered, or
 `opencams sync`). Meta is a standalone simulator, so that it outlives the crash. On PostgreSQL
-the database itself is also restarted in the middle of the storm."""
+the database itself is also restarted in the middle of the storm.
+
+The number's callbacks go to a receiver throughout: every group that became ACTIVE was told
+exactly once (ChatGroupCreated), no event names a group that does not exist, and the receiver
+ends up with exactly the events of the outbox (none lost, none invented; a copy sent again after
+the kill has the same EventId)."""
 
 from __future__ import annotations
 
@@ -25,10 +30,18 @@ from sqlalchemy import text
 
 from opencams.store.db import make_sync_engine
 from tests.conformance.helpers import list_groups, make_client, raw_call
-from tests.conformance.tenancy import APP_SECRET, KEY_A, NUM_SYNC, SPACE_A1, TENANCY
+from tests.conformance.tenancy import (
+    APP_SECRET,
+    CALLBACK_SECRET_A,
+    KEY_A,
+    NUM_SYNC,
+    SPACE_A1,
+    TENANCY,
+)
 from tests.databases import BACKENDS, database_url
 from tests.hostile.figures import record, scaled
-from tests.live import BIN, LiveServer, free_port, live_server, run_cli
+from tests.live import BIN, LiveServer, free_port, live_server, query_db, run_cli
+from tests.receiver import FAST_CALLBACKS, Receiver, receiving, with_callbacks
 
 pytestmark = pytest.mark.slow
 
@@ -198,18 +211,21 @@ def test_acknowledged_groups_survive_sigkill(tmp_path: Path, backend: str) -> No
     graph = f"http://127.0.0.1:{sim_port}/graph/v23.0"
     restarts: list[float] = []
     with (
+        receiving(CALLBACK_SECRET_A) as receiver,
         database_url(backend, tmp_path) as url,
         standalone_simulator(
             sim_port, f"http://127.0.0.1:{port}/webhooks/whatsapp", tmp_path
         ) as sim,
     ):
+        tenancy = with_callbacks(TENANCY, SPACE_A1, NUM_SYNC, receiver.url)
         with live_server(
             url,
             tmp_path / "first",
-            TENANCY,
+            tenancy,
             OPENCAMS_TEST_PORT=str(port),
             OPENCAMS_SANDBOX="false",
             OPENCAMS_GRAPH_BASE_URL=graph,
+            **FAST_CALLBACKS,
         ) as first:
             storm = Storm(first)
             if ctl:
@@ -231,10 +247,11 @@ def test_acknowledged_groups_survive_sigkill(tmp_path: Path, backend: str) -> No
         with live_server(
             url,
             tmp_path / "second",
-            TENANCY,
+            tenancy,
             OPENCAMS_TEST_PORT=str(port),
             OPENCAMS_SANDBOX="false",
             OPENCAMS_GRAPH_BASE_URL=graph,
+            **FAST_CALLBACKS,
         ) as second:
             integrity = "n/a"
             if backend == "sqlite":
@@ -269,6 +286,7 @@ def test_acknowledged_groups_survive_sigkill(tmp_path: Path, backend: str) -> No
                 states = all_groups(second)
             active = sum(states.get(g) == "ACTIVE" for g in acknowledged)
             statuses = Counter(states.get(g, "missing") for g in acknowledged)
+            told = callbacks_told(second, receiver)
             log = second.log()
     pg = f", PostgreSQL restarted mid-storm ({restarts[0]:.1f} s)" if restarts else ""
     record(
@@ -276,10 +294,62 @@ def test_acknowledged_groups_survive_sigkill(tmp_path: Path, backend: str) -> No
         f"{REQUESTS // 2} acknowledgements{pg}: acknowledged {len(acknowledged)}, listed after "
         f"restart {len(acknowledged) - len(lost)} (rows {len(listed)}), lost {len(lost)}, "
         f"ACTIVE {by_webhooks} through webhooks{synced} -> {active}; integrity_check {integrity}; "
-        f"answers {dict(storm.answers)}"
+        f"answers {dict(storm.answers)}; callbacks: {told['events']} events, "
+        f"{told['created']} ChatGroupCreated for {told['active']} ACTIVE groups, "
+        f"{told['received']} received ({told['copies']} copies sent again)"
     )
     assert len(acknowledged) >= REQUESTS // 2
     assert lost == []
     assert integrity in ("ok", "n/a")
     assert active == len(acknowledged), statuses
     assert "Traceback" not in log, log[-5000:]
+    assert told["told_twice"] == [] and told["untold"] == [], told
+    assert told["orphans"] == [] and told["lost"] == [] and told["invented"] == [], told
+
+
+def callbacks_told(server: LiveServer, receiver: Receiver) -> dict[str, Any]:
+    """The outbox against the groups, and the receiver against the outbox, once every event has
+    been delivered."""
+    deadline = time.monotonic() + 60
+    while True:
+        waiting = query_db(
+            server, "SELECT count(*) FROM callback_events WHERE state <> 'delivered'"
+        )[0][0]
+        if not waiting:
+            break
+        assert time.monotonic() < deadline, f"{waiting} callback events not delivered"
+        time.sleep(0.2)
+    groups = {
+        row[0]: row[1]
+        for row in query_db(
+            server,
+            "SELECT g.id, g.status FROM chat_groups g JOIN business_numbers n"
+            " ON n.id = g.number_id WHERE n.number = :n AND g.deleted_at IS NULL",
+            n=NUM_SYNC,
+        )
+    }
+    every_group = {row[0] for row in query_db(server, "SELECT id FROM chat_groups")}
+    events = query_db(server, "SELECT id, group_id, event_type, payload FROM callback_events")
+    # A group is told into existence once: created (confirmed by Meta or adopted by sync), or
+    # discovered by sync (made at Meta while this server was dead, before it could record it).
+    created = Counter(
+        e[1]
+        for e in events
+        if e[2] == "ChatGroupCreated" or (e[2] == "ChatGroupSynced" and "discovered" in e[3])
+    )
+    active = {g for g, status in groups.items() if status == "ACTIVE"}
+    outbox = {e[0] for e in events}
+    received = [e["EventId"] for e in receiver.accepted()]
+    return {
+        "events": len(events),
+        "active": len(active),
+        "created": sum(created.values()),
+        "received": len(set(received)),
+        "copies": len(received) - len(set(received)),
+        "told_twice": sorted(g for g, n in created.items() if n > 1),
+        "untold": sorted(active - set(created)),
+        "orphans": sorted({e[1] for e in events if e[1] and e[1] not in every_group}),
+        "lost": sorted(outbox - set(received)),
+        "invented": sorted(set(received) - outbox),
+        "signatures_bad": sum(not p.valid for p in receiver.posts),
+    }

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from tests.live import LiveServer
+from tests.receiver import Receiver
 
 REDIS_URL = os.environ.get("OPENCAMS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -30,6 +31,7 @@ class Cluster:
 
     servers: list[LiveServer]
     sim_url: str
+    receiver: Receiver  # NUM_CALLBACKS's events go here
 
 
 def is_up(url: str) -> bool:

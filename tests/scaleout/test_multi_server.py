@@ -15,7 +15,7 @@ from alibabacloud_cams20200606 import models as m
 from alibabacloud_tea_openapi.exceptions import ThrottlingException
 
 from tests.conformance.helpers import add_group, list_groups, make_client, ref, wait_for
-from tests.conformance.tenancy import APP_SECRET, KEY_A, KEY_D, NUM_LIFE, SPACE_A1
+from tests.conformance.tenancy import APP_SECRET, KEY_A, KEY_D, NUM_CALLBACKS, NUM_LIFE, SPACE_A1
 from tests.live import query_db
 from tests.scaleout.helpers import Cluster
 from tests.signing import v3_request
@@ -214,3 +214,50 @@ def test_workers_refuse_the_built_in_simulator(tmp_path_factory: pytest.TempPath
         and "standalone" not in result.stdout
         and "on its own" in result.stderr
     )
+
+
+def test_two_servers_deliver_each_callback_once(cluster: Cluster) -> None:
+    """Both servers record events (Meta's webhooks reach one, then the other) and both deliver
+    from the shared outbox: every event reaches the receiver once, in order per group."""
+    clients = [make_client(s, KEY_A) for s in cluster.servers]
+    tag = uuid.uuid4().hex[:6]
+    count = 30
+    try:
+        for i in range(count):
+            if i == count // 2:  # Meta's webhooks now reach the second server
+                httpx.post(
+                    f"{cluster.sim_url}/control/webhooks/callback",
+                    json={"callback_url": f"{cluster.servers[1].url}/webhooks/whatsapp"},
+                    timeout=10,
+                ).raise_for_status()
+            assert add_group(clients[i % 2], NUM_CALLBACKS, f"Told {tag} {i}").code == "OK"
+        cluster.receiver.wait(
+            lambda events: (
+                sum(
+                    e["EventType"] == "ChatGroupCreated" and tag in e.get("Subject", "")
+                    for e in events
+                )
+                == count
+            ),
+            timeout=60,
+        )
+    finally:
+        httpx.post(
+            f"{cluster.sim_url}/control/webhooks/callback",
+            json={"callback_url": f"{cluster.servers[0].url}/webhooks/whatsapp"},
+            timeout=10,
+        ).raise_for_status()
+    wait_for(
+        lambda: (
+            not query_db(
+                cluster.servers[0], "SELECT id FROM callback_events WHERE state <> 'delivered'"
+            )
+        ),
+        timeout=30,
+    )
+    received = [e["EventId"] for e in cluster.receiver.accepted()]
+    outbox = {r[0] for r in query_db(cluster.servers[0], "SELECT id FROM callback_events")}
+    assert len(received) == len(set(received)), "an event was delivered twice"
+    assert set(received) == outbox
+    logs = [s.log() for s in cluster.servers]
+    assert all("Traceback" not in log for log in logs)
