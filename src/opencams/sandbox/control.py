@@ -74,6 +74,7 @@ class ControlApi:
             "tap-link": self.tap_link,
             "cancel-request": self.cancel_request,
             "leave": self.leave,
+            "join-approval": self.join_approval,
             "suspend": self.suspend,
             "unsuspend": self.unsuspend,
             "reset": self.reset,
@@ -144,6 +145,13 @@ class ControlApi:
 
     async def leave(self, body: Body) -> Body:
         return self.members.leave(required_text(body, "group_id"), body.get("wa_id"))
+
+    async def join_approval(self, body: Body) -> Body:
+        """The group's admin makes joining need approval (or not) on their phone."""
+        group = self.members.control_group(required_text(body, "group_id"))
+        required = bool_field(body, "required")
+        group.join_approval_mode = "approval_required" if required else "auto_approve"
+        return {"group_id": group.group_id, "join_approval_mode": group.join_approval_mode}
 
     async def suspend(self, body: Body) -> Body:
         return self._suspension(body, True)

@@ -146,3 +146,15 @@ async def member_page(
         return total, []
     rows = (await tx.execute(MEMBERS_PAGE, {**key, "offset": offset, "limit": limit})).all()
     return total, [row.wa_id for row in rows]
+
+
+async def join_requests_of(tx: Tx, group_id: str) -> list[dict[str, Any]]:
+    """A group's join requests (pending, revoked, joined), oldest change first."""
+    rows = (
+        await tx.execute(
+            select(join_requests.c.wa_id, join_requests.c.state, join_requests.c.updated_at)
+            .where(join_requests.c.group_id == group_id)
+            .order_by(join_requests.c.updated_at, join_requests.c.wa_id)
+        )
+    ).all()
+    return [dict(row._asdict()) for row in rows]
