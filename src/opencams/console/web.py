@@ -166,9 +166,7 @@ class ConsoleBase:
         else:
             log.error("console request %s failed", request.url.path, exc_info=exc)
             status, code, message = 500, "InternalError", "An internal error occurred."
-        html = self.templates.get_template("error.html").render(
-            caller=None, code=code, message=message, request_id=None, back=None, csrf=""
-        )
+        html = self._html_of("error.html", code=code, message=message, request_id=None, back=None)
         return self.html(HTMLResponse(html, status_code=status))
 
     # --- answers -----------------------------------------------------------------------------
@@ -183,6 +181,17 @@ class ConsoleBase:
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         )
         return response
+
+    def _html_of(self, template: str, **values: Any) -> str:
+        """A page for nobody signed in."""
+        defaults: dict[str, Any] = {
+            "caller": None,
+            "csrf": "",
+            "flash": None,
+            "flash_kind": "ok",
+            "simulator": self.simulator is not None,
+        }
+        return self.templates.get_template(template).render(**{**defaults, **values})
 
     def render(self, visit: Visit, template: str, status: int = 200, **values: Any) -> Response:
         session = visit.session
@@ -219,21 +228,29 @@ class ConsoleBase:
     # --- sign-in and sign-out ----------------------------------------------------------------
 
     async def sign_in_page(self, request: Request) -> Response:
-        if await self.visit(request) is not None:
-            return RedirectResponse(f"{PREFIX}/", 303)
-        return self._sign_in_form(request)
+        try:
+            if await self.visit(request) is not None:
+                return RedirectResponse(f"{PREFIX}/", 303)
+            return self._sign_in_form(request)
+        except Exception as exc:
+            return self.failure_page(request, exc)
+
+    async def sign_in(self, request: Request) -> Response:
+        try:
+            return await self._sign_in(request)
+        except Exception as exc:
+            return self.failure_page(request, exc)
 
     def _sign_in_form(
         self, request: Request, error: str | None = None, status: int = 200, key_id: str = ""
     ) -> Response:
         token = secrets.token_urlsafe(32)
-        html = self.templates.get_template("sign_in.html").render(
-            caller=None,
+        html = self._html_of(
+            "sign_in.html",
             csrf=token,
             error=error,
             next=_local_next(request.query_params.get("next")),
             key_id=key_id,
-            simulator=self.simulator is not None,
         )
         response = self.html(HTMLResponse(html, status_code=status))
         response.set_cookie(
@@ -247,11 +264,8 @@ class ConsoleBase:
         )
         return response
 
-    async def sign_in(self, request: Request) -> Response:
-        try:
-            form = await read_form(request)
-        except Refused as exc:
-            return self.failure_page(request, exc)
+    async def _sign_in(self, request: Request) -> Response:
+        form = await read_form(request)
         token = form.get("csrf", "")
         expected = request.cookies.get(SIGN_IN_COOKIE, "")
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
