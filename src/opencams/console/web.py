@@ -242,14 +242,19 @@ class ConsoleBase:
             return self.failure_page(request, exc)
 
     def _sign_in_form(
-        self, request: Request, error: str | None = None, status: int = 200, key_id: str = ""
+        self,
+        request: Request,
+        error: str | None = None,
+        status: int = 200,
+        key_id: str = "",
+        next_page: str | None = None,
     ) -> Response:
         token = secrets.token_urlsafe(32)
         html = self._html_of(
             "sign_in.html",
             csrf=token,
             error=error,
-            next=_local_next(request.query_params.get("next")),
+            next=_local_next(next_page or request.query_params.get("next")),
             key_id=key_id,
         )
         response = self.html(HTMLResponse(html, status_code=status))
@@ -276,7 +281,9 @@ class ConsoleBase:
         secret = form.get("access_key_secret", "")
         security_token = form.get("security_token", "").strip() or None
         if not key_id or not secret:
-            return self._sign_in_form(request, "Give an AccessKey ID and its secret.", 400, key_id)
+            return self._sign_in_form(
+                request, "Give an AccessKey ID and its secret.", 400, key_id, form.get("next")
+            )
         where = self.where(request)
         address = where.ip or "unknown"
         wait = self.guard.retry_after(address, key_id)
@@ -287,6 +294,7 @@ class ConsoleBase:
                 f"Too many failed sign-ins: try again in {int(wait) + 1} seconds.",
                 429,
                 key_id,
+                form.get("next"),
             )
         try:
             caller, expiry = await self.endpoint.authenticator.sign_in(
@@ -296,7 +304,11 @@ class ConsoleBase:
             self.guard.failed(address, key_id)
             self._audit_sign_in(where, key_id, None, exc.code, "console sign-in refused")
             return self._sign_in_form(
-                request, "Sign-in failed: the credentials are wrong or inactive.", 401, key_id
+                request,
+                "Sign-in failed: the credentials are wrong or inactive.",
+                401,
+                key_id,
+                form.get("next"),
             )
         session = self.sessions.new(key_id, security_token, expiry or NO_EXPIRY)
         self._audit_sign_in(where, key_id, caller, "OK", "console sign-in")
