@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from alibabacloud_cams20200606 import models as m
 
 from tests.conformance.helpers import list_groups, make_client, new_active_group, wait_for
@@ -26,8 +25,6 @@ from tests.conformance.tenancy import (
 from tests.console.helpers import csrf_of, picture_server, screenshot, sign_in, try_sign_in
 from tests.databases import database_url
 from tests.live import LiveServer, live_server
-
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def _group_url(server: LiveServer, number: str, group_id: str) -> str:
