@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test check lint typecheck imports unit clean bench
+.PHONY: install run test check lint typecheck imports unit clean bench browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,17 @@ check: lint typecheck imports
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: check unit
+# The console's browser tests drive Debian's chromium (tests/console): installed here when
+# missing and root, like wrk for the bench; without it they skip locally and fail under CI=true.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "the console's browser tests need chromium: sudo apt-get install -y chromium" >&2; \
+	  fi; }
+
+test: check browser unit
 
 # The benchmark (bench/README.md): writes bench/RESULTS.md. BENCH_ARGS="--database postgresql",
 # "--quick", "--duration 20" … are passed to bench/run.py. wrk is a Debian package.

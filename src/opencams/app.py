@@ -1,6 +1,7 @@
 """Assembles the ASGI application: CAMS endpoint at `/`, Meta webhooks at `/webhooks/whatsapp`,
 `/healthz` (liveness), `/readyz` (readiness), `/metrics` (unless OPENCAMS_METRICS says otherwise),
-and (unless disabled) the built-in simulator under `/_sandbox`.
+(unless disabled) the built-in simulator under `/_sandbox`, and the web console under `/console`
+(OPENCAMS_CONSOLE; on by default beside the simulator).
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opencams.access.audit import AuditLog
@@ -31,6 +32,8 @@ from opencams.channel.graph import GraphClient
 from opencams.channel.pictures import PictureFetcher, PicturePolicy
 from opencams.channel.webhooks import handshake_challenge, parse_events, signature_valid
 from opencams.config import Settings
+from opencams.console import Console, Sessions, SimulatorControls
+from opencams.console.web import PREFIX as CONSOLE_PREFIX
 from opencams.errors import (
     ConfigError,
     GatewayError,
@@ -262,8 +265,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         meta="the built-in simulator" if mounted else "Graph API at a configured URL",
     )
     gauges = DatabaseGauges(store)
-    routes: list[Route | Mount] = [
-        Route("/", endpoint.__call__, methods=["GET", "POST"]),
+    routes: list[BaseRoute] = [
         Route("/webhooks/whatsapp", receiver.__call__, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness.__call__, methods=["GET"]),
@@ -284,6 +286,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             )
         )
         routes.append(Mount(SANDBOX_PREFIX, app=LoopbackControls(simulator.app)))
+    console_controls: SimulatorControls | None = None
+    if settings.console == "on" or (settings.console == "auto" and simulator is not None):
+        console_controls = SimulatorControls(simulator.app) if simulator is not None else None
+        console = Console(
+            endpoint=endpoint,
+            store=store,
+            sessions=Sessions(
+                secret_box(settings, b"console-session"), settings.console_session_seconds
+            ),
+            simulator=console_controls,
+        )
+        routes.extend(console.routes())
+        routes.insert(
+            0, Route("/", _browser_to_console(endpoint.__call__), methods=["GET", "POST"])
+        )
+    else:
+        routes.insert(0, Route("/", endpoint.__call__, methods=["GET", "POST"]))
 
     deliverer: Deliverer | None = None
 
@@ -313,6 +332,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await audit.aclose()
             await throttle.aclose()
             await readiness.aclose()
+            if console_controls is not None:
+                await console_controls.aclose()
             if simulator is not None:
                 await simulator.aclose()
             await graph.aclose()
@@ -340,6 +361,25 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
         retention=settings.callback_retention_days * 86400,
         allow_private=settings.callback_allow_private,
     )
+
+
+def _browser_to_console(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """A browser opening `/` (a GET without parameters or signature that accepts HTML) goes to
+    the console; everything else, every SDK call among it, is the CAMS endpoint's."""
+
+    async def root(request: Request) -> Response:
+        if (
+            request.method == "GET"
+            and not request.url.query
+            and "authorization" not in request.headers
+            and "text/html" in request.headers.get("accept", "")
+        ):
+            return RedirectResponse(f"{CONSOLE_PREFIX}/", 303)
+        return await endpoint(request)
+
+    return root
 
 
 SELF_URL_ENV = "OPENCAMS_SERVE_SELF_URL"

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         default=None, description="json or text; unset: text on a terminal, JSON otherwise"
     )
 
+    # The web console at /console (docs/console.md): `auto` = on when the built-in simulator is
+    # mounted, off otherwise.
+    console: Literal["auto", "on", "off"] = "auto"
+    console_session_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+
     # Business rules with vendor defaults.
     max_groups_per_number: int = Field(default=10_000, ge=1)
 

@@ -8,20 +8,23 @@ another client's nonces with unsigned requests.
 
 from __future__ import annotations
 
+import hmac
 import time
 from datetime import UTC, datetime
 
 from opencams.access.signature import SignatureClaim, check_timestamp
-from opencams.access.sts import STS_PREFIX, Tokens
+from opencams.access.sts import STS_PREFIX, Session, Tokens
 from opencams.errors import (
     InvalidAccessKeyIdInactive,
     InvalidAccessKeyIdNotFound,
     InvalidSecurityTokenMismatch,
+    SignatureDoesNotMatch,
     SignatureNonceUsed,
 )
 from opencams.identity import Caller
 from opencams.store import access as access_store
 from opencams.store.crypto import SecretBox
+from opencams.store.records import AccessKeyRecord
 from opencams.store.repo import Store
 
 LAST_USED_RESOLUTION_SECONDS = 60.0
@@ -58,38 +61,56 @@ class Authenticator:
             raise SignatureNonceUsed()
         return caller
 
-    async def _long_term(self, claim: SignatureClaim) -> Caller:
-        key = await self._store.access_key(claim.access_key_id)
+    async def sign_in(
+        self, access_key_id: str, secret: str, security_token: str | None = None
+    ) -> tuple[Caller, int | None]:
+        """The web console's sign-in: the same key store and the same Caller as a signed request,
+        with the secret itself compared (constant time) instead of a signature. Returns the
+        caller and, for temporary credentials, when they expire (unix seconds)."""
+        if access_key_id.startswith(STS_PREFIX) and self._tokens is not None:
+            session = self._tokens.read(security_token, access_key_id)
+            if not hmac.compare_digest(session.secret.encode(), secret.encode()):
+                raise SignatureDoesNotMatch(" (console sign-in: wrong secret)")
+            return await self._session_caller(session), session.expires_at
+        key = await self._active_key(access_key_id)
+        if not hmac.compare_digest(self._secrets.open(key.secret_enc).encode(), secret.encode()):
+            raise SignatureDoesNotMatch(" (console sign-in: wrong secret)")
+        if security_token:
+            raise InvalidSecurityTokenMismatch()
+        await self._touch(key.id)
+        return _key_caller(key), None
+
+    async def resume(self, access_key_id: str, security_token: str | None = None) -> Caller:
+        """A console session's caller again, for one more request: the key must still be
+        active (or the security token unexpired), as for a signed request."""
+        if access_key_id.startswith(STS_PREFIX) and self._tokens is not None:
+            return await self._session_caller(self._tokens.read(security_token, access_key_id))
+        return _key_caller(await self._active_key(access_key_id))
+
+    async def _active_key(self, access_key_id: str) -> AccessKeyRecord:
+        key = await self._store.access_key(access_key_id)
         if key is None:
             raise InvalidAccessKeyIdNotFound()
         if key.status != "Active":
             raise InvalidAccessKeyIdInactive()
+        return key
+
+    async def _long_term(self, claim: SignatureClaim) -> Caller:
+        key = await self._active_key(claim.access_key_id)
         claim.verify(self._secrets.open(key.secret_enc))
         if claim.security_token:
             # Only temporary (STS) credentials carry a token; a long-term key never does.
             raise InvalidSecurityTokenMismatch()
         await self._touch(key.id)
-        if key.user_name is None:
-            return Caller(
-                account_id=key.account_id,
-                access_key_id=key.id,
-                allowlisted=key.account_allowlisted,
-                principal_type="Root",
-                principal=key.account_id,
-            )
-        return Caller(
-            account_id=key.account_id,
-            access_key_id=key.id,
-            allowlisted=key.account_allowlisted,
-            principal_type="SubUser",
-            principal=key.user_name,
-            user_name=key.user_name,
-        )
+        return _key_caller(key)
 
     async def _temporary(self, claim: SignatureClaim) -> Caller:
         assert self._tokens is not None
         session = self._tokens.read(claim.security_token, claim.access_key_id)
         claim.verify(session.secret)
+        return await self._session_caller(session)
+
+    async def _session_caller(self, session: Session) -> Caller:
         async with self._store.read() as tx:
             allowlisted = await access_store.account_allowlisted(tx, session.account_id)
         if allowlisted is None:  # the account is gone
@@ -113,3 +134,22 @@ class Authenticator:
             self._last_touched[key_id] = now
             async with self._store.write() as tx:
                 await access_store.touch_keys(tx, [key_id])
+
+
+def _key_caller(key: AccessKeyRecord) -> Caller:
+    if key.user_name is None:
+        return Caller(
+            account_id=key.account_id,
+            access_key_id=key.id,
+            allowlisted=key.account_allowlisted,
+            principal_type="Root",
+            principal=key.account_id,
+        )
+    return Caller(
+        account_id=key.account_id,
+        access_key_id=key.id,
+        allowlisted=key.account_allowlisted,
+        principal_type="SubUser",
+        principal=key.user_name,
+        user_name=key.user_name,
+    )

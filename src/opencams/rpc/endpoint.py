@@ -21,7 +21,7 @@ from starlette.responses import Response
 from opencams.access.audit import Audit
 from opencams.access.authn import Authenticator
 from opencams.access.authz import Authorize
-from opencams.access.network import Network, origin
+from opencams.access.network import Network, Origin, origin
 from opencams.access.signature import SignatureClaim, parse_v1, parse_v3
 from opencams.access.sts import RoleAssumer
 from opencams.access.throttle import Throttling
@@ -45,7 +45,7 @@ from opencams.identity import Caller
 from opencams.logs import REQUEST_ID
 from opencams.metrics import UNKNOWN, RequestCounters
 from opencams.names import API_VERSION, STS_VERSION
-from opencams.rpc.actions import ACTIONS, Call
+from opencams.rpc.actions import ACTIONS, Action, Call
 from opencams.rpc.envelope import failure, new_request_id, success
 from opencams.rpc.params import Params
 
@@ -74,6 +74,21 @@ class Outcome:
     decision: str = "error"
     statement: str | None = None
     source_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What `Endpoint.invoke` answers: the RequestId, the Code (OK or the error's), the result's
+    fields (PascalCase, as the API renders them) or the error."""
+
+    request_id: str
+    code: str
+    fields: dict[str, Any]
+    error: CamsError | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass(frozen=True)
@@ -130,33 +145,65 @@ class Endpoint:
         self, request: Request, request_id: str, outcome: Outcome
     ) -> tuple[Response, str]:
         host = request.headers.get("host", "")
-        code = "OK"
         try:
             response = success(request_id, await self._handle(request, request_id, outcome))
-        except CamsError as error:
-            code = error.code
-            if isinstance(error, ForbiddenRAM):
-                outcome.decision, outcome.statement = "deny", error.detail
-            response = failure(request_id, error, host)
+            code = "OK"
         except ClientDisconnect:
             # The client's fault, not ours: nobody is left to answer, nothing was done.
             log.info("request %s: the client closed the connection mid-request", request_id)
             code = CLIENT_CLOSED
             response = failure(request_id, InvalidParameter("body", "Incomplete."), host)
-        except StoreUnavailable as exc:
-            log.warning("database unavailable (request %s): %s", request_id, exc)
-            code = ServiceUnavailable.code
-            response = failure(request_id, ServiceUnavailable(), host)
-        except StoreRejected as exc:
-            log.warning("database refused a value (request %s): %s", request_id, exc)
-            rejected = InvalidParameter("(a value)", "The value cannot be stored.")
-            code = rejected.code
-            response = failure(request_id, rejected, host)
-        except Exception:
-            log.exception("unhandled error in request %s", request_id)
-            code = InternalError.code
-            response = failure(request_id, InternalError(), host)
+        except Exception as exc:
+            error = self._refusal(exc, request_id, outcome)
+            code = error.code
+            response = failure(request_id, error, host)
         return response, code
+
+    async def invoke(
+        self, caller: Caller, action_name: str, values: Sequence[tuple[str, str]], where: Origin
+    ) -> Answer:
+        """One action of the table run for an already authenticated caller (the web console):
+        the same parameters, RAM check, throttle, handler and audit record as a signed request
+        of the API, without the signature."""
+        request_id = new_request_id()
+        outcome = Outcome(caller=caller, action=action_name, source_ip=where.ip)
+        try:
+            action = ACTIONS.get((API_VERSION, action_name))
+            if action is None:
+                raise InvalidActionNotFound()
+            fields = await self._run(
+                caller, action, Params.merge(values), request_id, where, outcome
+            )
+        except Exception as exc:
+            error = self._refusal(exc, request_id, outcome)
+            self._audit(request_id, outcome, error.code)
+            return Answer(request_id, error.code, {}, error)
+        self._audit(request_id, outcome, "OK")
+        return Answer(request_id, "OK", fields, None)
+
+    async def may(self, caller: Caller, ram_action: str, where: Origin) -> bool:
+        """Would RAM let this caller run this action from there (no audit record: a question,
+        not a call)?"""
+        try:
+            verdict = await self.authorizer.check(caller, ram_action, where.ip, where.secure)
+        except ForbiddenRAM:
+            return False
+        return verdict.allowed
+
+    def _refusal(self, exc: Exception, request_id: str, outcome: Outcome) -> CamsError:
+        """Nothing escapes as a bare 500: the error a failed call answers."""
+        if isinstance(exc, CamsError):
+            if isinstance(exc, ForbiddenRAM):
+                outcome.decision, outcome.statement = "deny", exc.detail
+            return exc
+        if isinstance(exc, StoreUnavailable):
+            log.warning("database unavailable (request %s): %s", request_id, exc)
+            return ServiceUnavailable()
+        if isinstance(exc, StoreRejected):
+            log.warning("database refused a value (request %s): %s", request_id, exc)
+            return InvalidParameter("(a value)", "The value cannot be stored.")
+        log.error("unhandled error in request %s", request_id, exc_info=exc)
+        return InternalError()
 
     def _audit(self, request_id: str, outcome: Outcome, code: str) -> None:
         caller = outcome.caller
@@ -235,10 +282,21 @@ class Endpoint:
         caller = await self.authenticator.authenticate(claim)
         outcome.caller = caller
 
+        return await self._run(caller, action, params, request_id, where, outcome)
+
+    async def _run(
+        self,
+        caller: Caller,
+        action: Action[Any, Any],
+        params: Params,
+        request_id: str,
+        where: Origin,
+        outcome: Outcome,
+    ) -> dict[str, Any]:
         if action.ram_action is not None:
             verdict = await self.authorizer.check(caller, action.ram_action, where.ip, where.secure)
             outcome.decision, outcome.statement = verdict.decision, verdict.statement
-        await self.throttling.check(caller.account_id, action_name)
+        await self.throttling.check(caller.account_id, action.name)
         call = Call(caller=caller, request_id=request_id, deps=self.deps, roles=self.roles)
         fields = await action(call, params)
         if action.ram_action is None:

@@ -16,8 +16,8 @@ Graph (`Authorization: Bearer <token>`; any `v<major>.<minor>` version segment):
 
 Test controls (JSON in and out, 4xx `{"error": ...}` when refused), all POST unless noted:
     /control/numbers, /control/eligible, /control/fail-next, /control/tap-link,
-    /control/cancel-request, /control/leave, /control/suspend, /control/unsuspend,
-    /control/users, /control/member-message, /control/fail-next-delivery,
+    /control/cancel-request, /control/leave, /control/join-approval, /control/suspend,
+    /control/unsuspend, /control/users, /control/member-message, /control/fail-next-delivery,
     /control/webhooks/{hold,release,reorder,drop,duplicate,flush,redeliver,callback,verify},
     GET /control/state, /control/reset
 """

@@ -87,6 +87,7 @@ class ControlApi:
             "users": self.users,
             "member-message": self.member_message,
             "fail-next-delivery": self.fail_next_delivery,
+            "join-approval": self.join_approval,
             "suspend": self.suspend,
             "unsuspend": self.unsuspend,
             "reset": self.reset,
@@ -195,6 +196,13 @@ class ControlApi:
 
     async def fail_next_delivery(self, body: Body) -> Body:
         return self.messages.fail_next_delivery(body)
+
+    async def join_approval(self, body: Body) -> Body:
+        """The group's admin makes joining need approval (or not) on their phone."""
+        group = self.members.control_group(required_text(body, "group_id"))
+        required = bool_field(body, "required")
+        group.join_approval_mode = "approval_required" if required else "auto_approve"
+        return {"group_id": group.group_id, "join_approval_mode": group.join_approval_mode}
 
     async def suspend(self, body: Body) -> Body:
         return self._suspension(body, True)

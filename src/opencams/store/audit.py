@@ -40,14 +40,21 @@ async def record_audit(tx: Tx, events: list[dict[str, Any]]) -> None:
 async def audit_rows(
     tx: Tx,
     *,
+    account_id: str | None = None,
     principal: str | None = None,
+    code: str | None = None,
     action: str | None = None,
     decision: str | None = None,
     since_ms: int | None = None,
     until_ms: int | None = None,
     limit: int = 1000,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     query = select(audit_events).order_by(audit_events.c.at.desc(), audit_events.c.id.desc())
+    if account_id is not None:
+        query = query.where(audit_events.c.account_id == account_id)
+    if code is not None:
+        query = query.where(audit_events.c.code == code)
     if principal is not None:
         query = query.where(
             or_(
@@ -64,5 +71,5 @@ async def audit_rows(
         query = query.where(audit_events.c.at >= since_ms)
     if until_ms is not None:
         query = query.where(audit_events.c.at <= until_ms)
-    rows = (await tx.execute(query.limit(limit))).all()
+    rows = (await tx.execute(query.limit(limit).offset(offset))).all()
     return [dict(r._asdict()) for r in rows]

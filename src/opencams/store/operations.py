@@ -186,3 +186,35 @@ async def set_event_state(tx: Tx, event_id: str, state: str) -> None:
         .where(webhook_events.c.id == event_id)
         .values(state=state, applied_at=now_ms() if state == "applied" else None)
     )
+
+
+async def operations_of_group(tx: Tx, group_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    """A group's operations, newest first: what was asked of Meta and what became of it."""
+    rows = (
+        await tx.execute(
+            select(operations)
+            .where(operations.c.group_id == group_id)
+            .order_by(operations.c.created_at.desc(), operations.c.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    return [dict(row._asdict()) for row in rows]
+
+
+async def events_of_group(
+    tx: Tx, meta_group_id: str, request_ids: Collection[str], limit: int = 100
+) -> list[dict[str, Any]]:
+    """The webhook events received about a Meta group (or naming one of its operations' Meta
+    requests), newest first."""
+    condition = webhook_events.c.meta_group_id == meta_group_id
+    if request_ids:
+        condition = or_(condition, webhook_events.c.meta_request_id.in_(list(request_ids)))
+    rows = (
+        await tx.execute(
+            select(webhook_events)
+            .where(condition)
+            .order_by(webhook_events.c.received_at.desc(), webhook_events.c.id)
+            .limit(limit)
+        )
+    ).all()
+    return [dict(row._asdict()) for row in rows]

@@ -242,3 +242,15 @@ async def settle_join_requests(
         .values(state=state, updated_at=now_ms())
     )
     return int(result.rowcount or 0)
+
+
+async def join_request_history(tx: Tx, group_id: str) -> list[dict[str, Any]]:
+    """A group's join requests (pending, revoked, joined), oldest change first."""
+    rows = (
+        await tx.execute(
+            select(join_requests.c.wa_id, join_requests.c.state, join_requests.c.updated_at)
+            .where(join_requests.c.group_id == group_id)
+            .order_by(join_requests.c.updated_at, join_requests.c.wa_id)
+        )
+    ).all()
+    return [dict(row._asdict()) for row in rows]

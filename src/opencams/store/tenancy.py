@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select
 
 from opencams.store.database import Tx, prepared
 from opencams.store.records import NumberRecord
-from opencams.store.tables import business_numbers, config_entries, spaces
+from opencams.store.tables import accounts, business_numbers, config_entries, spaces
 
 
 def _numbers() -> Any:
@@ -75,3 +75,30 @@ async def space_of_account(tx: Tx, account_id: str, space_id: str) -> bool:
         )
     ).first()
     return row is not None
+
+
+async def account_name(tx: Tx, account_id: str) -> str | None:
+    row = (await tx.execute(select(accounts.c.name).where(accounts.c.id == account_id))).first()
+    return None if row is None else str(row.name)
+
+
+async def spaces_of_account(tx: Tx, account_id: str) -> list[tuple[str, str]]:
+    """(CustSpaceId, name) of the account's spaces, by id."""
+    rows = (
+        await tx.execute(
+            select(spaces.c.id, spaces.c.name)
+            .where(spaces.c.account_id == account_id)
+            .order_by(spaces.c.id)
+        )
+    ).all()
+    return [(row.id, row.name) for row in rows]
+
+
+async def numbers_of_account(tx: Tx, account_id: str) -> list[NumberRecord]:
+    """The business numbers of all the account's spaces, by space then number."""
+    query = (
+        _numbers()
+        .where(spaces.c.account_id == account_id)
+        .order_by(business_numbers.c.space_id, business_numbers.c.number)
+    )
+    return [NumberRecord(**r._asdict()) for r in (await tx.execute(query)).all()]
