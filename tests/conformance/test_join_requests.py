@@ -17,7 +17,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 
 from tests.conformance.helpers import call_extension, make_client, wait_for
 from tests.conformance.tenancy import KEY_NOBODY, KEY_READER, NUM_JOIN, SPACE_A1, SPACE_A2
-from tests.live import LiveServer, control, query_db, run_cli
+from tests.live import LiveServer, control, query_db, run_cli, sandbox_state
 
 USERS = [f"86137000000{i:02d}" for i in range(1, 22)]
 REF = {"CustSpaceId": SPACE_A1, "BusinessNumber": NUM_JOIN}
@@ -133,6 +133,8 @@ def test_per_request_failures(server: LiveServer, client: Client) -> None:
             "cancel-request",
             {"group_id": item_meta_id(server, group_id), "wa_id": USERS[1]},
         )
+        # The revocation is queued after the simulator's webhook delay: drop it once it is.
+        wait_for(lambda: sandbox_state(server)["webhooks"]["queue_length"] >= 1)
         control(server, "webhooks/drop")
     finally:
         control(server, "webhooks/release")
@@ -275,6 +277,7 @@ def test_sync_picks_up_requests_whose_webhooks_were_lost(
             "cancel-request",
             {"group_id": item_meta_id(server, group_id), "wa_id": USERS[0]},
         )  # cancelled; that webhook is lost too
+        wait_for(lambda: sandbox_state(server)["webhooks"]["queue_length"] >= 2)
         control(server, "webhooks/drop")
     finally:
         control(server, "webhooks/release")
