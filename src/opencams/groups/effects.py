@@ -188,6 +188,7 @@ _RESULT_NAMES = {
     "group_subject": "Subject",
     "group_description": "Description",
     "profile_picture": "ProfilePicture",
+    "join_approval_mode": "JoinApprovalMode",
 }
 
 
@@ -262,7 +263,7 @@ async def group_settings_update(tx: Tx, event: GroupEvent) -> Outcome:
         op.group_id,
         kinds[state],
         unique_code=op.id,
-        Results={_RESULT_NAMES[key]: value for key, value in outcome.items()},
+        Results={_RESULT_NAMES.get(key, key): value for key, value in outcome.items()},
         Reason=values["failure_reason"],
     )
     return "applied"
