@@ -190,9 +190,7 @@ async def route(tx: Tx, number_id: int, channel: Channel = "status") -> Route | 
     column = "status_callback_url" if channel == "status" else "up_callback_url"
     url = None
     if decides is not None and decides.http_flag:
-        url = (getattr(own, column) if own else None) or (
-            getattr(space, column) if space else None
-        )
+        url = (getattr(own, column) if own else None) or (getattr(space, column) if space else None)
     return Route(first.account_id, first.space_id, first.number, url)
 
 
