@@ -251,7 +251,8 @@ class GraphApi:
         # Where this simulator is mounted (opencams serves it under /_sandbox): base_url is
         # the outermost app's, root_path this one's.
         base = f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
-        url = f"{base.rstrip('/')}{DOWNLOAD_PATH}?{urlencode({'mid': media_id, 'hash': media.sha256[:16]})}"
+        query = urlencode({"mid": media_id, "hash": media.sha256[:16]})
+        url = f"{base.rstrip('/')}{DOWNLOAD_PATH}?{query}"
         return {
             "messaging_product": "whatsapp",
             "url": url,
