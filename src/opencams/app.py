@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,7 +31,7 @@ from opencams.callbacks.delivery import Deliverer, DeliveryPolicy
 from opencams.channel.breaker import Breaker
 from opencams.channel.graph import GraphClient
 from opencams.channel.pictures import PictureFetcher, PicturePolicy
-from opencams.channel.webhooks import handshake_challenge, parse_events, signature_valid
+from opencams.channel.webhooks import handshake_challenge, parse_notification, signature_valid
 from opencams.config import Settings
 from opencams.console import Console, Sessions, SimulatorControls
 from opencams.console.web import PREFIX as CONSOLE_PREFIX
@@ -43,8 +44,11 @@ from opencams.errors import (
     UnsupportedHTTPMethod,
     WebhookRejected,
 )
+from opencams.groups import media
 from opencams.groups.context import Deps
 from opencams.groups.events import apply_event
+from opencams.groups.message_events import MediaLinks, apply_inbound, apply_status
+from opencams.groups.messages import settle_interrupted
 from opencams.groups.sync import Syncer
 from opencams.metrics import webhook_outcome
 from opencams.observability import DatabaseGauges, MetricsPage, Readiness
@@ -82,9 +86,10 @@ class Parts:
 
 
 class WebhookReceiver:
-    def __init__(self, store: Store, box: SecretBox) -> None:
+    def __init__(self, store: Store, box: SecretBox, links: MediaLinks | None = None) -> None:
         self._store = store
         self._box = box
+        self._links = links or MediaLinks(None, "", 0)
 
     async def _setting(self, key: str) -> str | None:
         async with self._store.read() as tx:
@@ -115,22 +120,31 @@ class WebhookReceiver:
             ):
                 return JSONResponse({"error": "invalid signature"}, status_code=401)
             try:
-                events, skipped = parse_events(raw)
+                notification = parse_notification(raw)
             except WebhookRejected as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             outcomes: list[str] = []
-            for event in events:
+            applying: list[Callable[[], Awaitable[str]]] = [
+                *(functools.partial(apply_event, self._store, e) for e in notification.groups),
+                *(functools.partial(apply_status, self._store, s) for s in notification.statuses),
+                *(
+                    functools.partial(apply_inbound, self._store, m, self._links)
+                    for m in notification.messages
+                ),
+            ]
+            for apply in applying:
                 try:
-                    outcomes.append(await apply_event(self._store, event))
+                    outcomes.append(await apply())
                 except StoreRejected as exc:
                     # A value the database cannot hold: skipped, so that the rest is applied.
                     log.warning("webhook event skipped, unstorable value: %s", exc)
                     webhook_outcome("rejected")
                     outcomes.append("rejected")
+            skipped = notification.skipped
             if skipped:
-                log.warning("%d webhook group events skipped: unusable ids", skipped)
+                log.warning("%d webhook items skipped: unusable ids", skipped)
             return JSONResponse(
-                {"received": len(events) + skipped, "outcomes": outcomes, "skipped": skipped}
+                {"received": len(applying) + skipped, "outcomes": outcomes, "skipped": skipped}
             )
         except ClientDisconnect:
             log.info("webhook delivery abandoned by its sender mid-body")
@@ -184,6 +198,25 @@ class LoopbackControls:
         await self.app(scope, receive, send)
 
 
+def media_route(deps: Deps) -> Callable[[Request], Awaitable[Response]]:
+    """An inbound message's media, behind a sealed expiring link (groups.media)."""
+
+    async def serve_media(request: Request) -> Response:
+        try:
+            answer = await media.fetch(deps, request.path_params["token"])
+        except StoreUnavailable:
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        if answer.status != 200:
+            return JSONResponse({"error": answer.error}, status_code=answer.status)
+        headers = {"cache-control": "private, no-store"}
+        if answer.filename:
+            safe = "".join(c for c in answer.filename if c.isprintable() and c not in '"\\')
+            headers["content-disposition"] = f'attachment; filename="{safe}"'
+        return Response(answer.data, media_type=answer.mime_type, headers=headers)
+
+    return serve_media
+
+
 async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -207,7 +240,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         tenancy_cache_seconds=settings.provisioning_cache_seconds,
     )
     box = secret_box(settings)
-    receiver = WebhookReceiver(store, box)
+    media_tokens = secret_box(settings, b"media")
+    public_url = (settings.public_url or runtime.self_url).rstrip("/")
+    receiver = WebhookReceiver(
+        store, box, MediaLinks(media_tokens, public_url, settings.media_url_seconds)
+    )
     if settings.graph_base_url is None and not settings.sandbox:
         raise ConfigError(
             "OPENCAMS_SANDBOX=false needs OPENCAMS_GRAPH_BASE_URL (Meta's Graph API, or a "
@@ -232,6 +269,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         max_groups_per_number=settings.max_groups_per_number,
         callback_allow_http=settings.callback_allow_http,
         callback_allow_private=settings.callback_allow_private,
+        media_tokens=media_tokens,
+        public_url=public_url,
+        media_url_seconds=settings.media_url_seconds,
+        sending_timeout_seconds=settings.message_sending_timeout_seconds,
     )
     tokens = Tokens(secret_box(settings, b"sts"))
     throttle = make_throttle(settings.redis_url)
@@ -269,6 +310,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         Route("/webhooks/whatsapp", receiver.__call__, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness.__call__, methods=["GET"]),
+        Route("/media/{token}", media_route(deps), methods=["GET"]),
     ]
     if settings.metrics == "on":
         routes.append(Route("/metrics", MetricsPage(gauges).__call__, methods=["GET"]))
@@ -309,7 +351,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         nonlocal deliverer
-        tasks = [asyncio.create_task(_prune_nonces(store))]
+        tasks = [
+            asyncio.create_task(_prune_nonces(store)),
+            asyncio.create_task(
+                _settle_sends_forever(deps, settings.message_resolve_interval_seconds)
+            ),
+        ]
         if settings.callback_delivery:
             deliverer = Deliverer(store, box, delivery_policy(settings))
             deliverer.start()
@@ -408,6 +455,20 @@ async def _sync_forever(syncer: Syncer, interval: float) -> None:
             continue
         if report.changes or report.errors:
             log.info("periodic sync: %s", "; ".join(report.lines()))
+
+
+async def _settle_sends_forever(deps: Deps, interval: float) -> None:
+    """Sends interrupted by a crash (left `sending`) are settled `unknown`, never resent."""
+    while True:
+        try:
+            settled = await settle_interrupted(deps)
+            if settled:
+                log.warning("%d interrupted sends settled as unknown (not resent)", settled)
+        except StoreUnavailable as exc:
+            log.warning("settling interrupted sends skipped: %s", exc)
+        except Exception:
+            log.exception("settling interrupted sends failed")
+        await asyncio.sleep(interval)
 
 
 async def _prune_nonces(store: Store) -> None:

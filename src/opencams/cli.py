@@ -18,6 +18,7 @@ from opencams.callbacks_cli import callbacks_app
 from opencams.cli_common import settings_or_exit
 from opencams.dev_cli import dev_app
 from opencams.errors import ProvisionError, SchemaError, SecretKeyError
+from opencams.messages_cli import messages_app
 from opencams.provision.apply import apply, load_file
 from opencams.sandbox.cli import build_app as build_sandbox_app
 from opencams.store import db
@@ -36,6 +37,7 @@ app.add_typer(sts_app, name="sts")
 app.command("audit")(audit)
 app.add_typer(dev_app, name="dev")
 app.add_typer(callbacks_app, name="callbacks")
+app.add_typer(messages_app, name="messages")
 
 
 def _self_url(host: str, port: int, scheme: str = "http") -> str:

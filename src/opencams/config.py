@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     # Business rules with vendor defaults.
     max_groups_per_number: int = Field(default=10_000, ge=1)
 
+    # Group messages (docs/messages.md).
+    public_url: str | None = Field(
+        default=None,
+        description="the address customers reach this server at (inbound media links); "
+        "default: the address it serves on",
+    )
+    media_url_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
+    message_sending_timeout_seconds: float = Field(default=120.0, gt=0)
+    message_resolve_interval_seconds: float = Field(default=10.0, gt=0)
+
     @field_validator("secret_key")
     @classmethod
     def _secret_key_long_enough(cls, value: str | None) -> str | None:

@@ -26,6 +26,10 @@ project: any layer may raise or catch what it names.
     │       ├── ChannelNotEligible, ChannelThrottled, ChannelUnavailable, ChannelRejected
     │       └── per join request (in Results, not raised): JoinRequestNotFound,
     │           ParticipantLimitExceeded, RecipientNotEligible
+    │       └── messages: RecipientTypeNotSupport, SendTypeNotSupport, MessageTypeNotEmpty,
+    │           MessageTypeNotSupport, ContentNotEmpty, ContentError, TextNotEmpty,
+    │           LinkNotEmpty, TemplateCodeNotEmpty, LanguageNotEmpty, TemplateParamsInvalid,
+    │           MessageNotFound, ChatGroupNoMembers, MessageFilterInvalid, SendOutcomeUnknown
     ├── StoreError                     the database failed (store translates driver errors)
     │   ├── StoreUnavailable           unreachable, locked, restarting: a 503, retry later
     │   ├── StoreRejected              a value it cannot hold: a 400
@@ -335,6 +339,96 @@ class ParticipantLimitExceeded(BusinessError):
 class RecipientNotEligible(BusinessError):
     code = "ChannelError.RecipientNotEligible"
     template = "WhatsApp cannot add this user to a group: {detail}"
+
+
+# --- group messages (docs/messages.md) ---------------------------------------------------------
+
+
+class RecipientTypeNotSupport(BusinessError):
+    code = "InvalidParameter.RecipientTypeNotSupport"
+    template = "{detail}"
+
+
+class SendTypeNotSupport(BusinessError):
+    code = "InvalidParameter.TypeNotSupport"
+    template = "Type must be message or template: {detail}"
+
+
+class MessageTypeNotEmpty(BusinessError):
+    code = "InvalidParameter.MessageTypeNotEmpty"
+    template = "MessageType is required when Type is message."
+
+
+class MessageTypeNotSupport(BusinessError):
+    code = "InvalidParameter.MessageTypeNotSupport"
+    template = "{detail}"
+
+
+class ContentNotEmpty(BusinessError):
+    code = "InvalidParameter.ContentNotEmpty"
+    template = "Content is required when Type is message."
+
+
+class ContentError(BusinessError):
+    code = "InvalidParameter.ContentError"
+    template = "The Content is not acceptable: {detail}"
+
+
+class TextNotEmpty(BusinessError):
+    code = "InvalidParameter.TextNotEmpty"
+    template = "A text message needs a non-empty text in its Content."
+
+
+class LinkNotEmpty(BusinessError):
+    code = "InvalidParameter.LinkNotEmpty"
+    template = "A {kind} message needs a link (or a Meta media id) in its Content."
+
+
+class TemplateCodeNotEmpty(BusinessError):
+    code = "InvalidParameter.TemplateCodeNotEmpty"
+    template = "TemplateCode is required when Type is template."
+
+
+class LanguageNotEmpty(BusinessError):
+    code = "InvalidParameter.LanguageNotEmpty"
+    template = "Language is required when Type is template."
+
+
+class TemplateParamsInvalid(BusinessError):
+    code = "InvalidParameter.TemplateParams"
+    template = "TemplateParams must be a JSON object of strings: {detail}"
+
+
+class MessageNotFound(BusinessError):
+    code = "NotFound.Message"
+    template = "No message {message_id} in this group."
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(message_id=message_id)
+
+
+class ChatGroupNoMembers(BusinessError):
+    code = "InvalidStatus.ChatGroupNoMembers"
+    template = (
+        "The group has no member but the business number: WhatsApp does not deliver messages "
+        "to single-member groups{detail}"
+    )
+
+
+class MessageFilterInvalid(BusinessError):
+    code = "InvalidParameter.FilterInvalid"
+    template = "{detail}"
+
+
+class SendOutcomeUnknown(BusinessError):
+    code = "ChannelError.OutcomeUnknown"
+    template = (
+        "WhatsApp may or may not have accepted message {message_id} ({detail}); it is not sent "
+        "again. Its fate: ListChatappMessage, the status callbacks."
+    )
+
+    def __init__(self, message_id: str, detail: str) -> None:
+        super().__init__(detail, message_id=message_id)
 
 
 class InvalidSecurityTokenMismatch(GatewayError):

@@ -26,12 +26,15 @@ ChatGroupAction = Literal[
 # Where a space's and a number's events go (docs/callbacks.md).
 WebhookAction = Literal["UpdateAccountWebhook", "UpdatePhoneWebhook"]
 StsAction = Literal["AssumeRole"]
-ActionName = ChatGroupAction | WebhookAction | StsAction
+# Messages to and from groups (docs/messages.md).
+MessageAction = Literal["SendChatappMessage", "ListChatappMessage"]
+ActionName = ChatGroupAction | WebhookAction | MessageAction | StsAction
 
 # Every action a policy or a throttle can name.
 ACTION_NAMES: tuple[str, ...] = (
     *get_args(ChatGroupAction),
     *get_args(WebhookAction),
+    *get_args(MessageAction),
     *get_args(StsAction),
 )
 

@@ -31,6 +31,16 @@ from tests.signing import utc_stamp, v1_params, v3_request
 UUID_UPPER = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
 LIST = {"CustSpaceId": SPACE_A1, "BusinessNumber": NUM_BAD, "Page": '{"Index":1,"Size":20}'}
 ADD = {"CustSpaceId": SPACE_A1, "BusinessNumber": NUM_BAD, "Subject": "x"}
+SEND = {
+    "ChannelType": "whatsapp",
+    "Type": "message",
+    "From": NUM_BAD,
+    "To": "0" * 22,
+    "RecipientType": "group",
+    "CustSpaceId": SPACE_A1,
+    "MessageType": "text",
+    "Content": '{"text":"x"}',
+}
 
 
 def common(response: httpx.Response) -> dict[str, Any]:
@@ -356,6 +366,59 @@ def test_missing_business_parameter_is_a_gateway_error(server: LiveServer) -> No
             "ListChatGroupJoinRequests",
             {**ADD, "GroupId": "G-unknown"},
             "NotFound.ChatGroup",
+            "SendChatappMessage",
+            {**SEND, "RecipientType": "individual"},
+            "InvalidParameter.RecipientTypeNotSupport",
+        ),
+        ("SendChatappMessage", {**SEND, "Type": "sms"}, "InvalidParameter.TypeNotSupport"),
+        (
+            "SendChatappMessage",
+            {**SEND, "MessageType": "interactive"},
+            "InvalidParameter.MessageTypeNotSupport",
+        ),
+        (
+            "SendChatappMessage",
+            {k: v for k, v in SEND.items() if k != "MessageType"},
+            "InvalidParameter.MessageTypeNotEmpty",
+        ),
+        (
+            "SendChatappMessage",
+            {k: v for k, v in SEND.items() if k != "Content"},
+            "InvalidParameter.ContentNotEmpty",
+        ),
+        ("SendChatappMessage", {**SEND, "Content": "{"}, "InvalidParameter.ContentError"),
+        ("SendChatappMessage", {**SEND, "Content": '{"text":""}'}, "InvalidParameter.TextNotEmpty"),
+        (
+            "SendChatappMessage",
+            {**SEND, "MessageType": "image", "Content": "{}"},
+            "InvalidParameter.LinkNotEmpty",
+        ),
+        (
+            "SendChatappMessage",
+            {**SEND, "Type": "template"},
+            "InvalidParameter.TemplateCodeNotEmpty",
+        ),
+        (
+            "SendChatappMessage",
+            {**SEND, "Type": "template", "TemplateCode": "t"},
+            "InvalidParameter.LanguageNotEmpty",
+        ),
+        (
+            "SendChatappMessage",
+            {
+                **SEND,
+                "Type": "template",
+                "TemplateCode": "t",
+                "Language": "en",
+                "TemplateParams": "[1]",
+            },
+            "InvalidParameter.TemplateParams",
+        ),
+        ("SendChatappMessage", SEND, "NotFound.ChatGroup"),
+        (
+            "ListChatappMessage",
+            {**LIST, "ChannelType": "whatsapp", "EventAction": "SIDEWAYS"},
+            "InvalidParameter.FilterInvalid",
         ),
     ],
 )

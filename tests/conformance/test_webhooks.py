@@ -213,13 +213,15 @@ def test_event_before_its_operation_is_parked_then_applied(server: LiveServer) -
     assert [r[0] for r in rows] == ["parked"]
 
 
-def test_messages_webhook_is_accepted_and_not_applied(server: LiveServer) -> None:
+def test_status_of_a_message_not_stored_yet_is_parked(server: LiveServer) -> None:
+    """Meta can report a status before SendChatappMessage has stored the wamid: it waits."""
+    wamid = f"wamid.{uuid.uuid4().hex}"
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": NUM_LOOP, "phone_number_id": PNID_LOOP},
         "statuses": [
             {
-                "id": "wamid.X",
+                "id": wamid,
                 "status": "sent",
                 "timestamp": "1764417000",
                 "recipient_type": "group",
@@ -236,4 +238,6 @@ def test_messages_webhook_is_accepted_and_not_applied(server: LiveServer) -> Non
     ).encode()
     response = post(server, raw)
     assert response.status_code == 200, response.text
-    assert response.json() == {"received": 0, "outcomes": [], "skipped": 0}
+    assert response.json() == {"received": 1, "outcomes": ["parked"], "skipped": 0}
+    rows = query_db(server, "SELECT state FROM webhook_events WHERE meta_request_id = :w", w=wamid)
+    assert [r[0] for r in rows] == ["parked"]

@@ -311,6 +311,8 @@ def make_throttle(redis_url: str | None) -> Throttle:
 
 
 RATES_TTL_SECONDS = 5.0
+# The vendor's quotas that are not the common 50/s (cams-2020-06-06 quota page).
+VENDOR_RATES: dict[str, float] = {"SendChatappMessage": 250.0}
 
 
 @dataclass
@@ -334,7 +336,7 @@ class Throttling:
         for key in (action, "*"):
             if key in rates:
                 return rates[key]
-        return self.action_rates.get(action, self.default_rate)
+        return self.action_rates.get(action, VENDOR_RATES.get(action, self.default_rate))
 
     async def _rates(self, account_id: str) -> dict[str, float]:
         async with self.store.read() as tx:

@@ -140,6 +140,7 @@ class MessageEvent:
     username: str | None
     context_id: str | None  # the wamid this replies to
     raw: dict[str, Any] = field(hash=False, compare=False)
+    sender_parent_user_id: str | None = None  # the contact's parent BSUID, when Meta gives one
 
     @property
     def content(self) -> dict[str, Any]:
@@ -265,6 +266,11 @@ def _event(field_name: str, phone_number_id: str | None, group: Any) -> GroupEve
 MAX_MESSAGE_ID = 512
 
 
+def parse_status(phone_number_id: str | None, item: Any) -> StatusEvent | None:
+    """One entry of `statuses[]` (also for re-reading a stored one), or None when unusable."""
+    return _status(phone_number_id, item)
+
+
 def _status(phone_number_id: str | None, item: Any) -> StatusEvent | None:
     if not isinstance(item, dict):
         return None
@@ -324,4 +330,5 @@ def _message(
         username=username if isinstance(username, str) else None,
         context_id=safe_id(context.get("id"), MAX_MESSAGE_ID),
         raw=item,
+        sender_parent_user_id=safe_id(contact.get("parent_user_id"), 256),
     )

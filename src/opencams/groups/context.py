@@ -4,7 +4,7 @@ domain imports no HTTP client)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from opencams.channel.types import (
     CreatedGroupRequest,
@@ -12,6 +12,7 @@ from opencams.channel.types import (
     GroupPage,
     JoinRequestOutcome,
     JoinRequestPage,
+    MediaInfo,
 )
 from opencams.identity import Caller
 from opencams.store.crypto import SecretBox
@@ -72,6 +73,14 @@ class GroupChannel(Protocol):
         self, group_id: str, token: str, join_request_ids: list[str]
     ) -> JoinRequestOutcome: ...
 
+    async def send_message(
+        self, phone_number_id: str, token: str, payload: dict[str, Any]
+    ) -> str: ...
+
+    async def get_media(self, media_id: str, token: str) -> MediaInfo: ...
+
+    async def download_media(self, info: MediaInfo, token: str, *, max_bytes: int) -> bytes: ...
+
 
 class FetchedPicture(Protocol):
     @property
@@ -97,6 +106,12 @@ class Deps:
     # Callback URLs (callbacks.settings): http:// and private addresses, for development.
     callback_allow_http: bool = False
     callback_allow_private: bool = False
+    # Group messages (docs/messages.md): where customers fetch inbound media (signed URLs sealed
+    # with `media_tokens`, valid `media_url_seconds`), and when an interrupted send is settled.
+    media_tokens: SecretBox | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    media_url_seconds: int = 3600
+    sending_timeout_seconds: float = 120.0
 
 
 @dataclass(frozen=True)

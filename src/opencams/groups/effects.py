@@ -273,11 +273,11 @@ async def group_settings_update(tx: Tx, event: GroupEvent) -> Outcome:
 
 
 def _who(entry: Any) -> str | None:
-    """A participant's WhatsApp id (or the number the business used), as stored: digits and the
-    characters of a business-scoped id, at most 32."""
+    """A participant's WhatsApp id (or the number the business used), else their business-scoped
+    user id (BSUID: a user whose number WhatsApp hides), as stored: at most 32 characters."""
     if not isinstance(entry, dict):
         return None
-    for key in ("wa_id", "input"):
+    for key in ("wa_id", "input", "user_id"):
         value = safe_id(entry.get(key), 33)
         if value is not None:
             value = value.lstrip("+")

@@ -15,3 +15,8 @@ def new_group_id() -> str:
 def new_unique_code() -> str:
     """The operation id returned as UniqueCode."""
     return uuid.uuid4().hex.upper()
+
+
+def new_message_id() -> str:
+    """A MessageId: 24 lower-case hex digits, like the vendor's."""
+    return secrets.token_hex(12)

@@ -84,3 +84,38 @@ class JoinRequestsDecisionRequest:
 
     ref: GroupRef
     join_request_ids: RawComplex | None = None
+
+
+@dataclass(frozen=True)
+class SendChatappMessageRequest:
+    """SendChatappMessage as opencams serves it: a message to one of the number's groups."""
+
+    channel_type: str
+    type: str  # message | template
+    from_number: str
+    to: str  # the GroupId
+    cust_space_id: str | None = None
+    cust_waba_id: str | None = None
+    recipient_type: str | None = None
+    message_type: str | None = None
+    content: str | None = None
+    template_code: str | None = None
+    template_name: str | None = None
+    language: str | None = None
+    template_params: RawComplex | None = None
+    context_message_id: str | None = None
+    task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ListChatappMessageRequest:
+    cust_space_id: str
+    business_number: str
+    channel_type: str
+    page: RawComplex | None
+    event_action: str | None = None
+    message_status: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    template_code: str | None = None
+    user_number: str | None = None

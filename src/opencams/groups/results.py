@@ -78,3 +78,36 @@ class JoinRequestResults:
     """Approve/RejectChatGroupJoinRequests: one result per id, in the order given."""
 
     results: list[JoinRequestResult]
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """SendChatappMessage: opencams' MessageId of the message (its fate: ListChatappMessage,
+    the status callbacks, `opencams messages show`)."""
+
+    message_id: str
+
+
+@dataclass(frozen=True)
+class MessageItem:
+    """One ListChatappMessage item (docs/messages.md#listchatappmessage)."""
+
+    message_id: str
+    business_number: str
+    event_action: str  # DOWN (outbound) | UP (inbound)
+    type: str  # message | template
+    message_type: str
+    message: str | None
+    status: str  # Sending, Sent, Delivered, Read, Failed, Unknown, Received
+    user_number: str | None  # the GroupId (DOWN) or the member who sent it (UP)
+    group_id: str
+    wamid: str | None
+    send_time_ms: int
+    template_code: str | None
+    language: str | None
+    fail_reason: str | None
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    items: list[MessageItem]

@@ -17,17 +17,19 @@ from typing import Any, Generic, TypeVar
 from opencams.access.sts import AssumedRole, AssumeRoleRequest, RoleAssumer
 from opencams.callbacks.settings import UpdateWebhookRequest, update_webhook
 from opencams.errors import MissingParameter, NotJson
-from opencams.groups import joinrequests, lifecycle, links, listing, members
+from opencams.groups import joinrequests, lifecycle, links, listing, members, messages
 from opencams.groups.context import Ctx, Deps
 from opencams.groups.requests import (
     AddChatGroupRequest,
     DeleteChatGroupParticipantsRequest,
     GroupRef,
     JoinRequestsDecisionRequest,
+    ListChatappMessageRequest,
     ListChatGroupJoinRequestsRequest,
     ListChatGroupParticipantsRequest,
     ListChatGroupRequest,
     RawComplex,
+    SendChatappMessageRequest,
     UpdateChatGroupRequest,
 )
 from opencams.identity import Caller
@@ -191,6 +193,47 @@ def _join_request_decision(params: Params) -> JoinRequestsDecisionRequest:
     )
 
 
+def _send_chatapp_message(params: Params) -> SendChatappMessageRequest:
+    return SendChatappMessageRequest(
+        channel_type=params.require("ChannelType"),
+        type=params.require("Type"),
+        from_number=params.require("From"),
+        to=params.require("To"),
+        cust_space_id=params.get("CustSpaceId"),
+        cust_waba_id=params.get("CustWabaId"),
+        recipient_type=params.get("RecipientType"),
+        message_type=params.get("MessageType"),
+        content=params.values.get("Content"),
+        template_code=params.get("TemplateCode"),
+        template_name=params.get("TemplateName"),
+        language=params.get("Language"),
+        template_params=_complex(params, "TemplateParams"),
+        context_message_id=params.get("ContextMessageId"),
+        task_id=params.get("TaskId"),
+    )
+
+
+def _list_chatapp_message(params: Params) -> ListChatappMessageRequest:
+    cust_space_id = params.require("CustSpaceId")
+    business_number = params.require("BusinessNumber")
+    channel_type = params.require("ChannelType")
+    page = _complex(params, "Page")
+    if page is None:
+        raise MissingParameter("Page")
+    return ListChatappMessageRequest(
+        cust_space_id=cust_space_id,
+        business_number=business_number,
+        channel_type=channel_type,
+        page=page,
+        event_action=params.get("EventAction"),
+        message_status=params.get("MessageStatus"),
+        start_time=params.get("StartTime"),
+        end_time=params.get("EndTime"),
+        template_code=params.get("TemplateCode"),
+        user_number=params.get("UserNumber"),
+    )
+
+
 def _assume_role_request(params: Params) -> AssumeRoleRequest:
     return AssumeRoleRequest(
         role_arn=params.require("RoleArn"),
@@ -248,6 +291,18 @@ _TABLE: tuple[Action[Any, Any], ...] = (
         _join_request_decision,
         joinrequests.reject_chat_group_join_requests,
         render.join_request_results,
+    ),
+    _cams(
+        "SendChatappMessage",
+        _send_chatapp_message,
+        messages.send_chatapp_message,
+        render.sent_message,
+    ),
+    _cams(
+        "ListChatappMessage",
+        _list_chatapp_message,
+        messages.list_chatapp_message,
+        render.message_page,
     ),
     Action(
         "AssumeRole", STS_VERSION, None, _assume_role_request, _assume_role, render.assumed_role

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from opencams.access.sts import AssumedRole
@@ -13,7 +14,10 @@ from opencams.groups.results import (
     InviteLink,
     JoinRequestPage,
     JoinRequestResults,
+    MessageItem,
+    MessagePage,
     ParticipantPage,
+    SentMessage,
 )
 from opencams.store.records import GroupRecord
 
@@ -114,3 +118,44 @@ def assumed_role(result: AssumedRole) -> Fields:
             "Expiration": result.session.expiration,
         },
     }
+
+
+def sent_message(result: SentMessage) -> Fields:
+    return {"MessageId": result.message_id}
+
+
+EVENT_ACTION_NAMES = {"DOWN": "outbound", "UP": "inbound"}
+
+
+def message_item(item: MessageItem) -> Fields:
+    """A ListChatappMessage item; keys without a value are omitted (docs/messages.md)."""
+    sent = datetime.fromtimestamp(item.send_time_ms / 1000, UTC)
+    fields: Fields = {}
+    for key, value in (
+        ("MessageId", item.message_id),
+        ("UniqueMessageId", item.wamid),
+        ("BusinessNumber", item.business_number),
+        ("ChannelType", "whatsapp"),
+        ("EventAction", item.event_action),
+        ("EventActionName", EVENT_ACTION_NAMES[item.event_action]),
+        ("Type", item.type),
+        ("MessageType", item.message_type),
+        ("MessageTypeName", item.message_type),
+        ("Message", item.message),
+        ("MessageStatus", item.status),
+        ("MessageStatusName", item.status),
+        ("UserNumber", item.user_number),
+        ("ConversationId", item.group_id),
+        ("SendTime", sent.strftime("%Y-%m-%d %H:%M:%S")),
+        ("Month", sent.strftime("%Y%m")),
+        ("TemplateCode", item.template_code),
+        ("LanguageCode", item.language),
+        ("FailReason", item.fail_reason),
+    ):
+        if value is not None and value != "":
+            fields[key] = value
+    return fields
+
+
+def message_page(result: MessagePage) -> Fields:
+    return {"Data": [message_item(i) for i in result.items]}

@@ -248,8 +248,11 @@ class GraphApi:
         if request.method == "DELETE":
             del self.rules.state.media[media_id]
             return {"success": True}
-        base = str(request.base_url).rstrip("/")
-        url = f"{base}{DOWNLOAD_PATH}?{urlencode({'mid': media_id, 'hash': media.sha256[:16]})}"
+        # Where this simulator is mounted (opencams serves it under /_sandbox): base_url is
+        # the outermost app's, root_path this one's.
+        base = f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
+        query = urlencode({"mid": media_id, "hash": media.sha256[:16]})
+        url = f"{base.rstrip('/')}{DOWNLOAD_PATH}?{query}"
         return {
             "messaging_product": "whatsapp",
             "url": url,

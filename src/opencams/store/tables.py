@@ -367,3 +367,55 @@ callback_receivers = Table(
     Column("last_error", Text, nullable=True),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+
+# --- group messages (docs/messages.md) --------------------------------------------------------
+
+# One row per message sent to a group (outbound) or received from a member (inbound). An outbound
+# row is written `sending` before Meta is called, in its own unit of work: a crash after Meta
+# accepted it leaves the row, never a second send (docs/messages.md#idempotent-sends).
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),  # MessageId, answered and shown to the customer
+    Column("number_id", Integer, ForeignKey("business_numbers.id"), nullable=False),
+    Column("group_id", String(32), ForeignKey("chat_groups.id"), nullable=False),
+    Column("direction", String(8), nullable=False),  # outbound | inbound
+    Column("type", String(16), nullable=False),  # message | template
+    Column("message_type", String(32), nullable=False),  # text, image, …, template
+    Column("content", Text, nullable=True),  # outbound: CAMS Content; inbound: the CAMS rendering
+    Column("payload", Text, nullable=True),  # outbound: the Meta message object sent
+    Column("wamid", String(512), nullable=True, unique=True),  # Meta's message id
+    # sending | accepted | sent | delivered | read | failed | unknown | received
+    Column("state", String(16), nullable=False),
+    Column("sender", String(256), nullable=True),  # inbound: wa_id, else the BSUID
+    Column("sender_profile", Text, nullable=True),  # inbound: JSON of name, user ids, username
+    Column("context_message_id", String(40), nullable=True),  # the MessageId replied to
+    Column("context_wamid", String(512), nullable=True),
+    Column("media_id", String(128), nullable=True),  # inbound media: Meta's media id
+    Column("task_id", String(128), nullable=True),
+    Column("template_code", String(128), nullable=True),
+    Column("language", String(32), nullable=True),
+    Column("error_code", String(32), nullable=True),
+    Column("error_description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    # ListChatappMessage: one number's messages, newest first, ties by id.
+    Index("ix_messages_listing", "number_id", "created_at", "id"),
+    # The resolver of interrupted sends: `sending` rows by age.
+    Index("ix_messages_state", "state", "created_at"),
+)
+
+# What Meta reported of an outbound message, per participant ("" = the group as a whole: `sent`,
+# or a failure of the whole message); one row per (message, participant, status).
+message_statuses = Table(
+    "message_statuses",
+    metadata,
+    Column("message_id", String(40), ForeignKey("messages.id"), primary_key=True),
+    Column("participant", String(256), primary_key=True),
+    Column("status", String(16), primary_key=True),  # sent | delivered | read | failed
+    Column("meta_ts", BigInteger, nullable=True),  # Meta's timestamp, unix seconds
+    Column("error_code", String(32), nullable=True),
+    Column("error_description", Text, nullable=True),
+    Column("recorded_at", BigInteger, nullable=False),
+)
