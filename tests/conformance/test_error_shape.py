@@ -366,6 +366,8 @@ def test_missing_business_parameter_is_a_gateway_error(server: LiveServer) -> No
             "ListChatGroupJoinRequests",
             {**ADD, "GroupId": "G-unknown"},
             "NotFound.ChatGroup",
+        ),
+        (
             "SendChatappMessage",
             {**SEND, "RecipientType": "individual"},
             "InvalidParameter.RecipientTypeNotSupport",

@@ -397,3 +397,30 @@ def test_workers_on_postgresql(tmp_path: Path, browser: Any) -> None:
                 answer = fresh.get(f"{server.url}/console/", follow_redirects=False)
                 assert answer.status_code == 200, answer.text
                 assert "acme" in answer.text
+
+
+def test_sign_in_with_sts_credentials(console_server: LiveServer, page: Any) -> None:
+    """A role's temporary credentials sign in like a key, with the role's permissions; a wrong
+    security token does not."""
+    server = console_server
+    assumed = json.loads(
+        server.cli(
+            "sts",
+            "assume-role",
+            "--access-key-id",
+            KEY_READER[0],
+            "--access-key-secret",
+            KEY_READER[1],
+            "--role-arn",
+            "acs:ram::1000000000000001:role/deployer",
+        ).stdout
+    )
+    key = (assumed["AccessKeyId"], assumed["AccessKeySecret"])
+    page.goto(f"{server.url}/console/sign-in")
+    try_sign_in(page, key[0], key[1])  # no security token: refused
+    assert "/console/sign-in" in page.url
+    sign_in(page, server, key, assumed["SecurityToken"])
+    assert "deployer" in page.inner_text("header")
+    # The role has AliyunCamsFullAccess: the actions the reader alone may not take are offered.
+    page.goto(f"{server.url}/console/spaces/{SPACE_A1}/numbers/{NUM_LIFE}")
+    assert page.locator("form[action$='/groups']").count() == 1
