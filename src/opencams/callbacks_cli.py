@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from opencams.callbacks import signing
-from opencams.callbacks.delivery import Deliverer, DeliveryPolicy
+from opencams.callbacks.delivery import Deliverer, DeliveryPolicy, one_account
 from opencams.callbacks.settings import new_secret
 from opencams.cli_common import run_with_store
 from opencams.config import Settings
@@ -194,12 +194,8 @@ def replay_cmd(
                     return sent, failed
                 after = found[-1].seq
                 while found:
-                    # Keep the order: a batch is a run of one account's events.
-                    first = found[0].account_id
-                    run = next(
-                        (i for i, e in enumerate(found) if e.account_id != first), len(found)
-                    )
-                    batch, found = found[:run], found[run:]
+                    batch = one_account(found)
+                    found = found[len(batch) :]
                     outcome = await deliverer.post(url, batch)
                     if outcome.kind == "delivered":
                         sent += len(batch)

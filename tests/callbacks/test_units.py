@@ -136,3 +136,17 @@ async def url_of(tx: Tx, number_id: int, channel: callbacks.Channel = "status") 
     found = await callbacks.route(tx, number_id, channel)
     assert found is not None
     return found.url
+
+
+def test_a_post_takes_the_leading_run_of_one_account() -> None:
+    from opencams.callbacks.delivery import one_account
+    from opencams.store.callbacks import CallbackEvent
+
+    def event(seq: int, account: str) -> CallbackEvent:
+        return CallbackEvent(
+            seq, f"evt-{seq}", account, "s", "n", None, "T", "{}", "u", "pending", 0, None, 0, None
+        )
+
+    events = [event(1, "a"), event(2, "a"), event(3, "b"), event(4, "a")]
+    assert [e.seq for e in one_account(events)] == [1, 2]  # not 4: it comes after b's 3
+    assert one_account([]) == []

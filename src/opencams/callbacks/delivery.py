@@ -102,6 +102,16 @@ def _short(text: str) -> str:
     return text if len(text) <= _MAX_ERROR else text[:_MAX_ERROR] + "…"
 
 
+def one_account(events: list[CallbackEvent]) -> list[CallbackEvent]:
+    """The leading run of one account's events: a POST is signed with one account's secret, and
+    taking a run (not a filter) keeps the receiver's commit order when accounts share a URL."""
+    if not events:
+        return []
+    first = events[0].account_id
+    end = next((i for i, e in enumerate(events) if e.account_id != first), len(events))
+    return events[:end]
+
+
 def holder_id() -> str:
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -218,8 +228,7 @@ class Deliverer:
             return False
         async with self.store.read() as tx:
             batch = await callbacks.pending_batch(tx, key, self.policy.batch_max)
-        # One account per POST: each is signed with its account's secret.
-        batch = [e for e in batch if e.account_id == batch[0].account_id] if batch else []
+        batch = one_account(batch)
         if not batch:
             await self._release(key, failures=0, retry_at=0, error=None)
             return False
