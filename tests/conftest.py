@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,6 +13,23 @@ from opencams.store import db
 from opencams.store.crypto import SecretBox
 from opencams.store.repo import Store
 from tests.databases import BACKENDS, database_url
+
+# Figures a test reports (tests/hostile/figures.py) travel in its report's user properties, so
+# that they reach the terminal summary from pytest-xdist's workers too.
+FIGURES: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        FIGURES.extend(str(value) for name, value in report.user_properties if name == "figure")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        full = os.environ.get("OPENCAMS_HOSTILE_FULL", "").lower() in ("1", "true", "yes")
+        terminalreporter.section(f"hostile figures ({'full' if full else 'default'} counts)")
+        for line in FIGURES:
+            terminalreporter.write_line(f"hostile: {line}")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -56,7 +56,9 @@ def _wrk() -> str | None:
     return shutil.which("wrk")
 
 
+# It loads both cores: it runs alone, after the others (`make unit`).
 @pytest.mark.slow
+@pytest.mark.serial
 def test_quick_benchmark_runs_every_scenario_without_errors(tmp_path: Path) -> None:
     if _wrk() is None:
         if _under_ci():

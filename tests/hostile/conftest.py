@@ -1,7 +1,7 @@
 """Hostile testing through the real server (`opencams serve` subprocesses), with figures.
 
 Every test records its figures (tests/hostile/figures.py); they are printed at the end of the run,
-one line each. Counts are sized for a default run of a few minutes on two cores;
+one line each (tests/conftest.py). Counts are sized for a default run of a few minutes on two cores;
 OPENCAMS_HOSTILE_FULL=1 multiplies them by 10. Everything is sent to 127.0.0.1 only.
 """
 
@@ -14,16 +14,16 @@ import pytest
 
 from tests.conformance.tenancy import TENANCY
 from tests.databases import BACKENDS, database_url
-from tests.hostile.figures import FIGURES, FULL
+from tests.hostile.figures import take_figures
 from tests.live import LiveServer, live_server
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not FIGURES:
-        return
-    terminalreporter.section(f"hostile figures ({'full' if FULL else 'default'} counts)")
-    for line in FIGURES:
-        terminalreporter.write_line(f"hostile: {line}")
+@pytest.fixture(autouse=True)
+def report_figures(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test's figures go into its report (tests/conftest.py prints them after the run)."""
+    yield
+    for line in take_figures():
+        request.node.user_properties.append(("figure", line))
 
 
 @pytest.fixture(scope="session")

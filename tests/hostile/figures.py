@@ -1,4 +1,5 @@
-"""The figures the hostile suite reports: one line each, printed after the run.
+"""The figures the hostile suite reports: one line each, printed after the run
+(tests/conftest.py).
 
 Tests record a figure before they assert on it, so that a missed goal is still reported with its
 numbers.
@@ -24,3 +25,11 @@ def scaled(count: int) -> int:
 def record(line: str) -> None:
     with _lock:
         FIGURES.append(line)
+
+
+def take_figures() -> list[str]:
+    """The figures recorded since the last call (each test's go into its own report)."""
+    with _lock:
+        taken = FIGURES[:]
+        FIGURES.clear()
+    return taken

@@ -204,7 +204,11 @@ def all_groups(server: LiveServer) -> dict[str, str]:
         index += 1
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+# PostgreSQL's run restarts the machine's PostgreSQL: it runs alone (`make unit`).
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param(b, marks=[pytest.mark.serial] if b == "postgresql" else []) for b in BACKENDS],
+)
 def test_acknowledged_groups_survive_sigkill(tmp_path: Path, backend: str) -> None:
     ctl = pg_cluster() if backend == "postgresql" else []
     port, sim_port = free_port(), free_port()

@@ -18,7 +18,8 @@ from tests.conformance.tenancy import KEY_A, NUM_SYNC, SPACE_A1, TENANCY
 from tests.databases import database_url
 from tests.live import live_server
 
-pytestmark = pytest.mark.slow
+# It restarts the machine's PostgreSQL: it runs alone, after the others (`make unit`).
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 def _cluster() -> list[str]:
