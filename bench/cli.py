@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.common import BENCH, GRANIAN_VERSION, OUT, BenchError, log
 from bench.load import Load
-from bench.report import machine, render, targets
+from bench.report import cross_targets, machine, render, targets
 from bench.suite import bench_database
 from bench.tools import ensure_wrk, pip_target
 
@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--profile-seconds", type=int, default=10)
     parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="an earlier run's results.json (same machine): RESULTS.md gets before/after tables",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0,
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile is None:
         args.profile = not args.quick
     started = time.time()
+    args.before_figures = json.loads(args.before.read_text()) if args.before else None
     try:
         load = Load(
             args.duration,
@@ -96,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             for run in runs
         ],
+        "targets_across": [asdict(t) for t in cross_targets(runs)],
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(summary, indent=2))

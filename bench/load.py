@@ -77,6 +77,10 @@ class Result:
     db_ms_per_request: float = 0.0  # PostgreSQL backends' CPU (SQLite runs in the server)
     other_cores: float = 0.0  # everything else on the machine: the run was disturbed if high
     rss_mb: float = 0.0
+    # With `settle`: the server's CPU from the measured run's start until it is idle again (the
+    # webhooks of the run's writes applied), per request of the run.
+    settled_cpu_ms_per_request: float | None = None
+    settle_seconds: float | None = None
     non_2xx: int = 0
     socket_errors: int = 0
     exhausted: int = 0
@@ -112,6 +116,28 @@ def wait_for_quiet(load: Load, servers: list[Server]) -> None:
             return
         load.quiet_budget -= 3
         log(f"other processes use {others:.2f} cores; waiting ({load.quiet_budget:.0f} s left)")
+
+
+SETTLE_WINDOW = 0.5  # seconds per look
+SETTLE_IDLE = 0.02  # of a core: below this, the servers are idle
+SETTLE_LIMIT = 30.0
+
+
+def settle_cpu(pids: list[int]) -> tuple[float, float]:
+    """Wait until the processes are idle (under SETTLE_IDLE of a core over a SETTLE_WINDOW,
+    after at least two seconds: the simulator's webhooks come a second after each write); the
+    seconds waited and the CPU seconds they used meanwhile."""
+    started = time.monotonic()
+    first = sum(cpu_times(pids))
+    last = first
+    while time.monotonic() - started < SETTLE_LIMIT:
+        time.sleep(SETTLE_WINDOW)
+        now = sum(cpu_times(pids))
+        idle = now - last < SETTLE_IDLE * SETTLE_WINDOW
+        last = now
+        if idle and time.monotonic() - started >= 2.0:
+            break
+    return round(time.monotonic() - started, 1), last - first
 
 
 def write_requests(
@@ -198,9 +224,12 @@ def measure(
     work: Path,
     database: str,
     estimate_rps: float,
+    *,
+    settle: bool = False,
 ) -> Result:
     """Warm-up run, then the measured run; for several servers, one wrk each, concurrently,
-    the connections split between them."""
+    the connections split between them. `settle`: after the run, wait until the servers are
+    idle and count the CPU they used meanwhile too (what a write costs, its webhook included)."""
     label = servers[0].label if len(servers) == 1 else "+".join(s.label for s in servers)
     result = Result(scenario.key, scenario.title, database, label)
     wait_for_quiet(load, servers)
@@ -291,6 +320,10 @@ def measure(
     result.other_cores = max(0.0, others) / seconds if seconds else 0.0
     result.cpu_busy_cores = cpu / seconds if seconds else 0.0
     result.rss_mb = rss_mb([pid for s in servers for pid in s.pids()])
+    if settle:
+        waited, later = settle_cpu([pid for s in servers for pid in s.pids()])
+        result.settle_seconds = waited
+        result.settled_cpu_ms_per_request = (cpu + later) * 1000 / requests if requests else 0.0
     log(
         f"{scenario.key:<16} {result.rps:>9,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
         f"p99 {result.p99_ms:6.2f} ms  cpu {result.cpu_ms_per_request:.3f} ms/req  "

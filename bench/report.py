@@ -120,6 +120,11 @@ def targets(results: dict[str, Result]) -> list[Target]:
                 )
             )
         found.append(Target("ListChatGroup p99", "≤ 25 ms", f"{p1.p99_ms:.1f} ms", p1.p99_ms <= 25))
+        if p1.p50_ms:
+            tail = p1.p99_ms / p1.p50_ms
+            found.append(
+                Target("ListChatGroup p99 vs p50", "≤ 2.5 ×", f"{tail:.2f} ×", tail <= 2.5)
+            )
         found.append(
             Target(
                 "Server RSS after ListChatGroup",
@@ -154,11 +159,88 @@ def targets(results: dict[str, Result]) -> list[Target]:
         found.append(
             Target("AddChatGroup throughput", "≥ 500 req/s", f"{add.rps:,.0f}", add.rps >= 500)
         )
+    alone = get("add-standalone")
+    if alone is not None and floor is not None:
+        ratio = alone.rps / floor.rps
+        found.append(
+            Target(
+                "AddChatGroup, Meta outside the server, vs the floor",
+                "≥ 0.05 × floor",
+                f"{ratio:.3f} × ({alone.rps:,.0f} req/s)",
+                ratio >= 0.05,
+            )
+        )
+        found.append(
+            Target(
+                "AddChatGroup, Meta outside the server, p99",
+                "≤ 100 ms",
+                f"{alone.p99_ms:.1f} ms",
+                alone.p99_ms <= 100,
+            )
+        )
     two = get("list-p1-2w")
     if p1 is not None and two is not None:
         ratio = two.rps / p1.rps
         found.append(Target("Two workers vs one", "≥ 1.6 ×", f"{ratio:.2f} ×", ratio >= 1.6))
     return found
+
+
+def cross_targets(runs: list[dict[str, Any]]) -> list[Target]:
+    """Targets between the databases of one run: PostgreSQL's ListChatGroup against SQLite's."""
+    by_database = {run["database"]: run["results"] for run in runs}
+    sqlite_p1 = by_database.get("sqlite", {}).get("list-p1")
+    pg_p1 = by_database.get("postgresql", {}).get("list-p1")
+    if sqlite_p1 is None or pg_p1 is None or not sqlite_p1.rps or pg_p1.skipped:
+        return []
+    ratio = pg_p1.rps / sqlite_p1.rps
+    return [
+        Target(
+            "PostgreSQL ListChatGroup vs SQLite's",
+            "≥ 0.7 ×",
+            f"{ratio:.2f} × ({pg_p1.rps:,.0f} vs {sqlite_p1.rps:,.0f} req/s)",
+            ratio >= 0.7,
+        )
+    ]
+
+
+def before_after(
+    database: str, results: dict[str, Result], before: dict[str, Any] | None
+) -> list[str]:
+    """Lines of the before/after table of one database: `before` is an earlier run's JSON
+    (`--before`), measured on the same machine."""
+    if before is None:
+        return []
+    earlier = next((run for run in before["runs"] if run["database"] == database), None)
+    if earlier is None:
+        return []
+    old = {r["key"]: r for r in earlier["results"]}
+    lines = [
+        f"### Before and after ({database})\n",
+        f"Before: commit `{before['machine'].get('commit', '?')}`, the same machine, the same "
+        "command (`--before`); after: this run.\n",
+        "| scenario | req/s before | req/s after | after/before | × floor before | × floor "
+        "after | p99 ms before | p99 ms after | CPU ms/req before | CPU ms/req after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, now in results.items():
+        was = old.get(key)
+        if now.skipped or not now.requests:
+            continue
+        if was is None or was.get("skipped") or not was.get("requests"):
+            lines.append(
+                f"| `{key}` | – | {now.rps:,.0f} | – | – | {_fmt(now.ratio_to_floor, 3)} | – "
+                f"| {now.p99_ms:.1f} | – | {now.cpu_ms_per_request:.3f} |"
+            )
+            continue
+        change = now.rps / was["rps"] if was["rps"] else 0.0
+        lines.append(
+            f"| `{key}` | {was['rps']:,.0f} | {now.rps:,.0f} | {change:.2f} × "
+            f"| {_fmt(was.get('ratio_to_floor'), 3)} | {_fmt(now.ratio_to_floor, 3)} "
+            f"| {was['p99_ms']:.1f} | {now.p99_ms:.1f} "
+            f"| {was['cpu_ms_per_request']:.3f} | {now.cpu_ms_per_request:.3f} |"
+        )
+    lines.append("")
+    return lines
 
 
 def render(
@@ -286,6 +368,7 @@ def render(
             verdict = "yes" if target.holds else "**no**"
             add(f"| {target.name} | {target.wanted} | {target.measured} | {verdict} |")
         add("")
+        lines.extend(before_after(database, results, getattr(args, "before_figures", None)))
         profile = run.get("profile")
         if profile:
             add(f"### Where the time goes: ListChatGroup page 1 ({database})\n")
@@ -348,6 +431,14 @@ def render(
                             add(f"  {line}")
                         add("  ```")
                 add("")
+    across = cross_targets(runs)
+    if across:
+        add("## Targets across the databases\n")
+        add("| target | wanted | measured | holds |\n|---|---|---|---|")
+        for target in across:
+            verdict = "yes" if target.holds else "**no**"
+            add(f"| {target.name} | {target.wanted} | {target.measured} | {verdict} |")
+        add("")
     asgi = [run for run in runs if "granian-floor" in run["results"]]
     if asgi:
         add("## ASGI server: uvicorn or granian\n")

@@ -82,14 +82,18 @@ def serve(
     *,
     workers: int = 1,
     granian: Path | None = None,
+    standalone: bool = False,
 ) -> Iterator[Server]:
-    """kind: uvicorn (`opencams serve`) or granian (the same app through granian)."""
+    """kind: uvicorn (`opencams serve`) or granian (the same app through granian).
+    `standalone`: Meta is a standalone `opencams sandbox` process (always so for several
+    workers), as production talks to Meta over the network, not to a simulator in its own
+    process."""
     port = free_port()
     log_path = work / f"server-{label}.log"
     server_env_ = dict(env)
     sandbox: subprocess.Popen[bytes] | None = None
     extra: list[str] = []
-    if workers > 1:
+    if workers > 1 or standalone:
         # The built-in simulator keeps state per process: workers need a Meta of their own, as
         # in production (docs/deployment): a standalone simulator.
         sandbox_port = free_port()
@@ -115,7 +119,8 @@ def serve(
             OPENCAMS_SANDBOX="false",
             OPENCAMS_GRAPH_BASE_URL=f"http://127.0.0.1:{sandbox_port}/graph/v23.0",
         )
-        extra = ["--workers", str(workers)]
+        if workers > 1:
+            extra = ["--workers", str(workers)]
     if kind == "granian":
         assert granian is not None
         server_env_["PYTHONPATH"] = str(granian)

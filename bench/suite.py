@@ -17,6 +17,11 @@ from bench.scenarios import scenarios, small_scenario
 from bench.servers import serve, serve_supports_workers
 
 
+def _settled(result: Result) -> str:
+    value = result.settled_cpu_ms_per_request
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def bench_database(
     backend: str, args: argparse.Namespace, load: Load, granian: Path | None
 ) -> dict[str, Any]:
@@ -67,6 +72,18 @@ def bench_database(
         problems = server.log_problems()
         if problems:
             notes.append(f"server log: {len(problems)} error lines, first: `{problems[0][:200]}`")
+    # AddChatGroup as production runs it: Meta in another process, over HTTP.
+    with serve("uvicorn", env, work, "uvicorn-meta", standalone=True) as server:
+        alone = measure([server], all_scenarios["add"], load, work, backend, floor.rps, settle=True)
+    alone.key = "add-standalone"
+    alone.title = "AddChatGroup, Meta a standalone `opencams sandbox` process"
+    results[alone.key] = alone
+    notes.append(
+        "`add-standalone`: AddChatGroup with Meta outside the server (a standalone `opencams "
+        "sandbox` on the same machine, its webhooks 1 s later); its settled CPU "
+        f"({_settled(alone)} ms/req) is the server's CPU from the run's start until it was idle "
+        "again, every webhook of the run applied, per AddChatGroup."
+    )
     if backend == "sqlite":
         # What durability costs (docs/deployment.md): the write path and the read path whose
         # nonces are group-committed, with synchronous=NORMAL beside the default FULL above.

@@ -111,7 +111,7 @@ def serve(
     try:
         # Built once here even with several workers: a bad setting or schema stops `serve`
         # before any worker starts, with the message on this terminal.
-        application: Any = create_app(settings, Runtime(self_url=self_url))
+        application: Any = create_app(settings, Runtime(self_url=self_url, freeze_gc=True))
     except (SchemaError, SecretKeyError, ConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -47,7 +47,7 @@ def app_over(store: Store) -> Starlette:
         deps=Deps(store=store, channel=NoChannel(), secrets=BOX),
         roles=RoleAssumer(store, tokens),
     )
-    return Starlette(routes=[Route("/", endpoint.__call__, methods=["GET", "POST"])])
+    return Starlette(routes=[Route("/", endpoint, methods=["GET", "POST"])])
 
 
 async def call(app: Starlette) -> httpx.Response:

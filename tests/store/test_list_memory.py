@@ -1,6 +1,7 @@
-"""What a store remembers of lists (filtered Totals, page anchors) never shows a stale page: a
-second store on the same database (another server process) changes the groups between reads,
-and every answer must equal a plain OFFSET query over the current rows."""
+"""What a store remembers of lists (filtered Totals, page anchors, whole pages) never shows a
+stale page: a second store on the same database (another server process) changes the groups
+between reads, and every answer must equal a plain OFFSET query over the current rows, every
+column an item shows included."""
 
 from __future__ import annotations
 
@@ -8,16 +9,27 @@ import random
 
 from sqlalchemy import text
 
-from opencams.store.records import GroupFilter
+from opencams.store.records import GroupFilter, GroupRecord
 from opencams.store.repo import Store
 from tests.store.helpers import STATUSES, seed_tenancy, write
 
 WORDS = ("sales", "support", "team", "Sales", "100%", "a_b")
 
 
+# What the comparison reads of each listed group (subject_search is what filters and moves).
+SHOWN = ("id", "subject_search", "status", "participant_count", "invite_link", "description")
+
+
+def _shown(page: list[GroupRecord]) -> list[tuple[object, ...]]:
+    return [
+        (g.id, g.subject.casefold(), g.status, g.participant_count, g.invite_link, g.description)
+        for g in page
+    ]
+
+
 async def _reference(
     store: Store, flt: GroupFilter, offset: int, limit: int
-) -> tuple[int, list[str]]:
+) -> tuple[int, list[tuple[object, ...]]]:
     where = "number_id = :n AND deleted_at IS NULL"
     params: dict[str, object] = {"n": flt.number_id}
     if flt.status is not None:
@@ -27,7 +39,7 @@ async def _reference(
         rows = (
             await conn.execute(
                 text(
-                    f"SELECT id, subject_search FROM chat_groups WHERE {where}"
+                    f"SELECT {', '.join(SHOWN)} FROM chat_groups WHERE {where}"
                     " ORDER BY created_at DESC, id DESC"
                 ),
                 params,
@@ -36,7 +48,7 @@ async def _reference(
     if flt.subject_contains is not None:
         needle = flt.subject_contains.casefold()
         rows = [r for r in rows if needle in r[1]]
-    return len(rows), [r[0] for r in rows[offset : offset + limit]]
+    return len(rows), [tuple(r) for r in rows[offset : offset + limit]]
 
 
 async def test_remembered_lists_follow_changes_made_elsewhere(
@@ -71,16 +83,21 @@ async def test_remembered_lists_follow_changes_made_elsewhere(
             offset = size * rng.randrange(0, 30)
             for _ in range(rng.choice((1, 2))):  # asked twice: the second from memory
                 total, page = await store.list_groups(flt, offset, size)
-                assert (total, [g.id for g in page]) == await _reference(
-                    store, flt, offset, size
-                ), (step, flt, offset, size)
+                assert (total, _shown(page)) == await _reference(store, flt, offset, size), (
+                    step,
+                    flt,
+                    offset,
+                    size,
+                )
             change = rng.random()
             target = rng.choice(ids)
             if change < 0.2:
+                renamed = f"{rng.choice(WORDS)} renamed"
                 await write(
                     writer,
-                    "UPDATE chat_groups SET subject_search = :f WHERE id = :id",
-                    f=f"{rng.choice(WORDS).casefold()} renamed",
+                    "UPDATE chat_groups SET subject = :s, subject_search = :f WHERE id = :id",
+                    s=renamed,
+                    f=renamed.casefold(),
                     id=target,
                 )
             elif change < 0.35:
@@ -104,12 +121,15 @@ async def test_remembered_lists_follow_changes_made_elsewhere(
                     id=ids[-1],
                     t=rng.randrange(40),
                 )
-            elif change < 0.6:
-                # Not shown by a list: the remembered lists stay valid.
+            elif change < 0.7:
+                # Shown by an item, not by the order: remembered Totals and anchors stay valid,
+                # remembered pages do not.
                 await write(
                     writer,
-                    "UPDATE chat_groups SET participant_count = participant_count + 1"
-                    " WHERE id = :id",
+                    "UPDATE chat_groups SET participant_count = participant_count + 1,"
+                    " invite_link = :link, description = :d WHERE id = :id",
+                    link=f"https://chat.whatsapp.com/{step}",
+                    d=rng.choice((None, f"about {step}")),
                     id=target,
                 )
     finally:
@@ -125,28 +145,32 @@ async def test_unshown_changes_keep_the_version(store: Store, migrated_url: str)
     )
     await write(store, insert)
 
-    async def version() -> int:
+    async def versions() -> tuple[int, int]:
         async with store.write() as conn:
-            return int(
-                (
-                    await conn.execute(
-                        text("SELECT version FROM chat_group_versions WHERE number_id = 1")
-                    )
-                ).scalar_one()
-            )
+            row = (
+                await conn.execute(
+                    text("SELECT version, content FROM chat_group_versions WHERE number_id = 1")
+                )
+            ).first()
+        return int(row.version), int(row.content)
 
-    first = await version()
+    first, content = await versions()
     await write(store, "UPDATE chat_groups SET participant_count = 3, invite_link = 'x'")
+    assert await versions() == (first, content + 1)  # a page shows these; the order does not
     await write(store, "UPDATE chat_groups SET status = 'ACTIVE'")  # the same value
-    assert await version() == first
+    await write(store, "UPDATE chat_groups SET participant_count = 3")
+    assert await versions() == (first, content + 1)
     await write(store, "UPDATE chat_groups SET status = 'SUSPENDED'")
-    assert await version() == first + 1
+    assert await versions() == (first + 1, content + 2)
     await write(store, "UPDATE chat_groups SET number_id = 2")
     async with store.write() as conn:
         rows = (
-            await conn.execute(text("SELECT number_id, version FROM chat_group_versions"))
+            await conn.execute(text("SELECT number_id, version, content FROM chat_group_versions"))
         ).all()
-    assert dict(tuple(r) for r in rows) == {1: first + 2, 2: 1}
+    assert {r.number_id: (r.version, r.content) for r in rows} == {
+        1: (first + 2, content + 3),
+        2: (1, 1),
+    }
 
 
 async def test_a_subject_filter_longer_than_any_subject_matches_nothing(

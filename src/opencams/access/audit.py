@@ -24,6 +24,10 @@ log = logging.getLogger("opencams.audit")
 
 AUDIT_FLUSH_SECONDS = 0.25
 MAX_QUEUE = 100_000
+# Records per transaction: under load a quarter of a second holds thousands, and one
+# transaction of them all would hold the event loop (SQLite writes in its thread) for
+# milliseconds, a stall every request then in flight would wait out. Chunks give it a turn.
+AUDIT_CHUNK = 200
 
 
 class Audit(Protocol):
@@ -48,19 +52,33 @@ class AuditLog:
             self._task = asyncio.create_task(self._run())
 
     async def flush(self) -> bool:
-        """Write the records pending now, in one transaction; False if the database is
-        unavailable (they are kept for the next flush). Records added meanwhile wait for the
-        next flush: the transaction gives the event loop a turn as it ends, and under load
-        requests finish in every turn, so taking them too would write a row at a time."""
-        if not self._pending:
+        """Write the records pending now, AUDIT_CHUNK to a transaction, with a turn of the
+        event loop between two; False if the database is unavailable (what is not written yet
+        is kept for the next flush). Records added meanwhile wait for the next flush: under
+        load requests finish in every turn, so taking them too would write a row at a time."""
+        pending, self._pending = self._pending, []
+        try:
+            while pending:
+                batch, pending = pending[:AUDIT_CHUNK], pending[AUDIT_CHUNK:]
+                if not await self._write(batch):
+                    pending = batch + pending
+                    return False
+                if pending:
+                    await asyncio.sleep(0)
             return True
-        batch, self._pending = self._pending, []
+        finally:
+            # Not written yet (the database unavailable, or the task cancelled at shutdown, which
+            # flushes again): kept, in order, before what came meanwhile.
+            self._pending = pending + self._pending
+            AUDIT_QUEUE.set(len(self._pending))
+
+    async def _write(self, batch: list[dict[str, Any]]) -> bool:
+        """One transaction of records; False (nothing written) if the database is unavailable."""
         try:
             async with self._store.write() as tx:
                 await audit_store.record_audit(tx, batch)
         except StoreUnavailable as exc:
             log.warning("audit records kept in memory, database unavailable: %s", exc)
-            self._pending = batch + self._pending
             return False
         except StoreError as exc:
             # Not expected (records are fitted to their columns): write them one by one, so
@@ -74,8 +92,6 @@ class AuditLog:
                         await audit_store.record_audit(tx, [record])
                 except StoreError as single:
                     log.error("audit record %s dropped: %s", record.get("request_id"), single)
-        finally:
-            AUDIT_QUEUE.set(len(self._pending))
         return True
 
     async def _run(self) -> None:

@@ -63,6 +63,18 @@ def _check_identity(access_key_id: str, nonce: str) -> None:
 
 def percent_encode(value: str) -> str:
     """RFC 3986 encoding as both signers use it (space -> %20, `~` kept, `*` -> %2A)."""
+    if len(value) <= MAX_REMEMBERED_ENCODING:
+        return _encoded(value)
+    return quote(value, safe="~")
+
+
+# Parameter names and most values recur from request to request (the same number, space and
+# page): their encodings are remembered, short ones only.
+MAX_REMEMBERED_ENCODING = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(value: str) -> str:
     return quote(value, safe="~")
 
 

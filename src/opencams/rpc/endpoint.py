@@ -15,8 +15,8 @@ from dataclasses import field as dataclass_field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from opencams.access.audit import Audit
 from opencams.access.authn import Authenticator
@@ -46,7 +46,7 @@ from opencams.logs import REQUEST_ID
 from opencams.metrics import UNKNOWN, RequestCounters
 from opencams.names import API_VERSION, STS_VERSION
 from opencams.rpc.actions import ACTIONS, Action, Call
-from opencams.rpc.envelope import failure, new_request_id, success
+from opencams.rpc.envelope import Reply, failure_reply, new_request_id, success_body
 from opencams.rpc.params import Params
 
 log = logging.getLogger("opencams.rpc")
@@ -104,21 +104,25 @@ class Endpoint:
     trusted_proxies: tuple[Network, ...] = ()
     counters: RequestCounters = dataclass_field(default_factory=RequestCounters)
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as an ASGI app (Starlette routes `/` to it untouched): the request is
+        read from the scope and the answer sent as two messages, without a Request or Response
+        object in between."""
         started = time.perf_counter()
         request_id = new_request_id()
         context = REQUEST_ID.set(request_id)
         try:
             outcome = Outcome()
-            response, code = await self._answer(request, request_id, outcome)
+            incoming = Incoming.of(scope)
+            reply, code = await self._answer(incoming, receive, request_id, outcome)
+            await reply.send(send)
             self._audit(request_id, outcome, code)
             seconds = time.perf_counter() - started
             self.counters.observe(outcome.label, code, seconds)
             if code == ThrottlingUser.code:
                 self.counters.throttled(outcome.label)
             if request_log.isEnabledFor(logging.INFO):
-                self._log(request_id, outcome, code, response.status_code, seconds)
-            return response
+                self._log(request_id, outcome, code, reply.status, seconds)
         finally:
             REQUEST_ID.reset(context)
 
@@ -142,22 +146,20 @@ class Endpoint:
         )
 
     async def _answer(
-        self, request: Request, request_id: str, outcome: Outcome
-    ) -> tuple[Response, str]:
-        host = request.headers.get("host", "")
+        self, incoming: Incoming, receive: Receive, request_id: str, outcome: Outcome
+    ) -> tuple[Reply, str]:
+        host = incoming.header("host")
         try:
-            response = success(request_id, await self._handle(request, request_id, outcome))
-            code = "OK"
+            fields = await self._handle(incoming, receive, request_id, outcome)
+            return Reply.of(200, success_body(request_id, fields), request_id), "OK"
         except ClientDisconnect:
             # The client's fault, not ours: nobody is left to answer, nothing was done.
             log.info("request %s: the client closed the connection mid-request", request_id)
-            code = CLIENT_CLOSED
-            response = failure(request_id, InvalidParameter("body", "Incomplete."), host)
+            error: CamsError = InvalidParameter("body", "Incomplete.")
+            return failure_reply(request_id, error, host), CLIENT_CLOSED
         except Exception as exc:
             error = self._refusal(exc, request_id, outcome)
-            code = error.code
-            response = failure(request_id, error, host)
-        return response, code
+            return failure_reply(request_id, error, host), error.code
 
     async def invoke(
         self, caller: Caller, action_name: str, values: Sequence[tuple[str, str]], where: Origin
@@ -220,37 +222,38 @@ class Endpoint:
             source_ip=outcome.source_ip,
         )
 
-    async def _handle(self, request: Request, request_id: str, outcome: Outcome) -> dict[str, Any]:
-        if request.method not in METHODS:
-            raise UnsupportedHTTPMethod(request.method)
-        body = await _read_body(request)
-        query = parse_qsl(request.url.query, keep_blank_values=True)
+    async def _handle(
+        self, incoming: Incoming, receive: Receive, request_id: str, outcome: Outcome
+    ) -> dict[str, Any]:
+        method = incoming.method
+        if method not in METHODS:
+            raise UnsupportedHTTPMethod(method)
+        body = await _read_body(receive)
+        try:
+            query = parse_qsl(incoming.query.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise InvalidParameter("query", "The query string is not UTF-8.") from None
         form: Sequence[tuple[str, str]] = []
-        content_type = request.headers.get("content-type", "")
-        if body and content_type.split(";")[0].strip().lower() == FORM_TYPE:
+        headers = incoming.headers
+        if body and incoming.header("content-type").split(";")[0].strip().lower() == FORM_TYPE:
             try:
                 form = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
             except UnicodeDecodeError:
                 raise InvalidParameter("body", "The form body is not UTF-8.") from None
         params = Params.merge(query, form)
-        headers: dict[str, list[str]] = {}
-        for raw_name, raw_value in request.headers.raw:
-            headers.setdefault(raw_name.decode("latin-1").lower(), []).append(
-                raw_value.decode("latin-1")
-            )
         where = origin(
-            request.client.host if request.client else None,
-            request.url.scheme,
-            request.headers.get("x-forwarded-for"),
-            request.headers.get("x-forwarded-proto"),
+            incoming.client,
+            incoming.scheme,
+            incoming.header_or_none("x-forwarded-for"),
+            incoming.header_or_none("x-forwarded-proto"),
             self.trusted_proxies,
         )
         outcome.source_ip = where.ip
 
-        is_v3 = headers.get("authorization", [""])[0].lstrip().startswith("ACS3-")
+        is_v3 = incoming.header("authorization").lstrip().startswith("ACS3-")
         if is_v3:
-            action_name = headers.get("x-acs-action", [""])[0].strip()
-            version = headers.get("x-acs-version", [""])[0].strip()
+            action_name = incoming.header("x-acs-action").strip()
+            version = incoming.header("x-acs-version").strip()
         else:
             action_name = params.get("Action") or ""
             version = params.get("Version") or ""
@@ -269,14 +272,14 @@ class Endpoint:
         claim: SignatureClaim
         if is_v3:
             claim = parse_v3(
-                method=request.method,
-                path=request.url.path,
+                method=method,
+                path=incoming.path,
                 query=query,
                 headers=headers,
                 body=body,
             )
         elif "Signature" in params.values or "AccessKeyId" in params.values:
-            claim = parse_v1(method=request.method, params=list(params.values.items()))
+            claim = parse_v1(method=method, params=list(params.values.items()))
         else:
             raise IncompleteSignature("The request is not signed.")
         caller = await self.authenticator.authenticate(claim)
@@ -305,16 +308,67 @@ class Endpoint:
         return fields
 
 
-async def _read_body(request: Request) -> bytes:
+@dataclass(frozen=True)
+class Incoming:
+    """What the endpoint reads of an ASGI request's scope. Header names are lower case (ASGI);
+    a repeated header keeps every value, in order."""
+
+    method: str
+    path: str
+    query: bytes
+    scheme: str
+    client: str | None
+    headers: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, scope: Scope) -> Incoming:
+        headers: dict[str, list[str]] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            found = headers.get(name)
+            if found is None:
+                headers[name] = [value]
+            else:
+                found.append(value)
+        client = scope.get("client")
+        # As Starlette's URL writes the path (the characters a URL cannot carry raw, escaped).
+        path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+        return cls(
+            method=scope["method"],
+            path=path,
+            query=scope.get("query_string", b""),
+            scheme=scope.get("scheme", "http"),
+            client=client[0] if client else None,
+            headers=headers,
+        )
+
+    def header(self, name: str) -> str:
+        """The first value of a header, or ''."""
+        found = self.headers.get(name)
+        return found[0] if found else ""
+
+    def header_or_none(self, name: str) -> str | None:
+        found = self.headers.get(name)
+        return found[0] if found else None
+
+
+async def _read_body(receive: Receive) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             if size > MAX_DRAINED_BYTES:
                 break  # answered at once; the server closes the connection
-            continue
-        chunks.append(chunk)
+        elif chunk:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     if size > MAX_BODY_BYTES:
         raise InvalidParameter("body", f"The request body exceeds {MAX_BODY_BYTES} bytes.")
     return b"".join(chunks)

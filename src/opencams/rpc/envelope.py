@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from starlette.responses import Response
+from starlette.types import Send
 
 from opencams.errors import BusinessError, CamsError
 
@@ -46,10 +48,46 @@ def _response(
     )
 
 
+@dataclass(frozen=True)
+class Reply:
+    """An answer as the ASGI messages carry it: status, headers (with content-type, length and
+    the request id) and the rendered body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    @classmethod
+    def of(
+        cls,
+        status: int,
+        body: dict[str, Any],
+        request_id: str,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        rendered = render(body)
+        raw = [
+            (b"content-type", JSON_BYTES),
+            (b"content-length", str(len(rendered)).encode()),
+            (b"x-acs-request-id", request_id.encode()),
+        ]
+        raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        return cls(status, raw, rendered)
+
+    async def send(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+JSON_BYTES = JSON_TYPE.encode()
+
+
+def success_body(request_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"RequestId": request_id, "Code": "OK", "Success": True, **fields}
+
+
 def success(request_id: str, fields: dict[str, Any]) -> Response:
-    return _response(
-        200, {"RequestId": request_id, "Code": "OK", "Success": True, **fields}, request_id
-    )
+    return _response(200, success_body(request_id, fields), request_id)
 
 
 def failure_body(request_id: str, error: CamsError, host: str) -> dict[str, Any]:
@@ -72,3 +110,7 @@ def failure_body(request_id: str, error: CamsError, host: str) -> dict[str, Any]
 
 def failure(request_id: str, error: CamsError, host: str) -> Response:
     return _response(error.status, failure_body(request_id, error, host), request_id, error.headers)
+
+
+def failure_reply(request_id: str, error: CamsError, host: str) -> Reply:
+    return Reply.of(error.status, failure_body(request_id, error, host), request_id, error.headers)

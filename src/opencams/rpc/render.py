@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,8 +65,22 @@ def group_item(group: GroupRecord) -> Fields:
     return item
 
 
+# The items of the last pages rendered, by the identity of their list of records: the store
+# hands out the same list for a page it remembers (store.listing.PageMemory), so a page read
+# again renders nothing again. The entry holds the list, so that its id cannot be reused while
+# it is here. Rendered items are shared between answers and never changed.
+_RENDERED: dict[int, tuple[Sequence[GroupRecord], list[Fields]]] = {}
+MAX_RENDERED = 256
+
+
 def group_page(result: GroupPage) -> Fields:
-    return {"Data": {"Total": result.total, "List": [group_item(g) for g in result.groups]}}
+    groups = result.groups
+    found = _RENDERED.get(id(groups))
+    if found is None or found[0] is not groups:
+        if len(_RENDERED) >= MAX_RENDERED:
+            _RENDERED.clear()
+        found = _RENDERED[id(groups)] = (groups, [group_item(g) for g in groups])
+    return {"Data": {"Total": result.total, "List": found[1]}}
 
 
 def participant_page(result: ParticipantPage) -> Fields:

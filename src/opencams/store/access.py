@@ -4,10 +4,12 @@ roles and throttles (functions of a unit of work)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import String, and_, any_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -173,23 +175,33 @@ async def delete_key(tx: Tx, key_id: str) -> bool:
     return bool(result.rowcount)
 
 
-ACCESS_KEY = prepared(
-    select(
-        access_keys.c.id,
-        access_keys.c.account_id,
-        access_keys.c.secret_enc,
-        access_keys.c.status,
-        access_keys.c.user_name,
-        accounts.c.chat_groups_allowlisted.label("account_allowlisted"),
+_ACCESS_KEY_COLUMNS = select(
+    access_keys.c.id,
+    access_keys.c.account_id,
+    access_keys.c.secret_enc,
+    access_keys.c.status,
+    access_keys.c.user_name,
+    accounts.c.chat_groups_allowlisted.label("account_allowlisted"),
+).join(accounts, accounts.c.id == access_keys.c.account_id)
+ACCESS_KEY = prepared(_ACCESS_KEY_COLUMNS.where(access_keys.c.id == bindparam("key_id")))
+# PostgreSQL only: several keys in one statement, `id = ANY(array)` (one compiled statement
+# whatever the number of keys, unlike an IN list).
+ACCESS_KEYS = prepared(
+    _ACCESS_KEY_COLUMNS.where(
+        access_keys.c.id == any_(bindparam("key_ids", type_=postgresql.ARRAY(String)))
     )
-    .join(accounts, accounts.c.id == access_keys.c.account_id)
-    .where(access_keys.c.id == bindparam("key_id"))
 )
 
 
 async def access_key(tx: Tx, key_id: str) -> AccessKeyRecord | None:
     row = (await tx.execute(ACCESS_KEY, {"key_id": key_id})).first()
     return AccessKeyRecord(**row._asdict()) if row else None
+
+
+async def access_keys_by_id(tx: Tx, key_ids: Sequence[str]) -> dict[str, AccessKeyRecord]:
+    """Several keys in one statement (PostgreSQL): those that exist, by id."""
+    rows = (await tx.execute(ACCESS_KEYS, {"key_ids": list(key_ids)})).all()
+    return {row.id: AccessKeyRecord(**row._asdict()) for row in rows}
 
 
 async def account_allowlisted(tx: Tx, account_id: str) -> bool | None:

@@ -5,6 +5,9 @@ transaction of its own (SQLite: a commit to the WAL; PostgreSQL: a round trip an
 under load, dozens of requests reach that point in the same turn of the loop. `GroupCommit`
 collects them and writes them at the next turn, in one transaction (on PostgreSQL one pipelined
 round trip), each caller getting its own result, or the failure of the whole batch.
+
+Reads batch the same way where a round trip costs more than the wait for the next turn
+(PostgreSQL: the AccessKeys and list versions of one turn's requests, one statement each).
 """
 
 from __future__ import annotations

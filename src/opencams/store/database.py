@@ -184,8 +184,79 @@ def _compiled(
     if isinstance(statement, Prepared):
         return statement.compiled(dialect)
     if isinstance(params, Sequence):
-        return _compile(statement, dialect, list(params[0]) if params else None)
-    return _compile(statement, dialect, list(params) if params else None)
+        keys = list(params[0]) if params else None
+    else:
+        keys = list(params) if params else None
+    return _SHAPES.compiled(statement, dialect, keys)
+
+
+class _Shape:
+    """A statement compiled once for every statement of its shape: SQLAlchemy's cache key says
+    which statements are the same but for their values, and its bound parameters line up, in
+    order, with those of the statement compiled (what SQLAlchemy's own engine caches by)."""
+
+    __slots__ = ("names", "slots", "sql")
+
+    def __init__(self, sql: str, names: tuple[str, ...], slots: list[tuple[str, int | None, Any]]):
+        self.sql = sql
+        self.names = names
+        # Each bind name's value: the new statement's parameter at that index of its cache
+        # key, or (None) the compiled statement's own value.
+        self.slots = slots
+
+
+class _ShapeCache:
+    """Compiled statements by shape (dialect, cache key, the keys an INSERT or UPDATE without
+    values gets). Statements SQLAlchemy cannot key, and those whose SQL depends on their values
+    (IN lists, values rendered into the SQL), are compiled at each use."""
+
+    MAX = 2048
+
+    def __init__(self) -> None:
+        self._shapes: dict[tuple[Any, ...], _Shape | None] = {}
+
+    def compiled(
+        self, statement: ClauseElement, dialect: Dialect, keys: Sequence[str] | None
+    ) -> _Compiled:
+        cache_key = statement._generate_cache_key()
+        if cache_key is None:
+            return _compile(statement, dialect, keys)
+        shape_key = (dialect.name, cache_key.key, tuple(keys) if keys is not None else None)
+        try:
+            shape = self._shapes[shape_key]
+        except KeyError:
+            shape = self._shapes[shape_key] = self._shape(statement, dialect, keys, cache_key)
+            if len(self._shapes) > self.MAX:
+                self._shapes.clear()
+        if shape is None:
+            return _compile(statement, dialect, keys)
+        bound = cache_key.bindparams
+        literals = {
+            name: (value if index is None else bound[index].effective_value)
+            for name, index, value in shape.slots
+        }
+        return _Compiled(shape.sql, shape.names, literals)
+
+    @staticmethod
+    def _shape(
+        statement: ClauseElement, dialect: Dialect, keys: Sequence[str] | None, cache_key: Any
+    ) -> _Shape | None:
+        compiled: Any = statement.compile(
+            dialect=dialect, column_keys=list(keys) if keys is not None else None
+        )
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            return None  # rendered with its values: no shape to share
+        index = {bind.key: i for i, bind in enumerate(cache_key.bindparams)}
+        params = compiled.params
+        slots: list[tuple[str, int | None, Any]] = []
+        for bind, name in compiled.bind_names.items():
+            escaped = compiled.escaped_bind_names.get(name, name)
+            slots.append((escaped, index.get(bind.key), params.get(escaped)))
+        names = tuple(getattr(compiled, "positiontup", None) or ())
+        return _Shape(compiled.string, names, slots)
+
+
+_SHAPES = _ShapeCache()
 
 
 # --- SQLite -------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ Three things keep a list cheap however deep or filtered it is:
 - What is remembered holds for one version of the number's list (chat_group_versions, bumped by
   triggers on every change a list shows, whichever process or tool made it) and is read in the
   same transaction (one snapshot) as the page.
+- Whole pages are remembered too (PageMemory: the rows of the last pages read), each for one
+  `content` of its number (bumped by the same triggers on any change of what an item shows, a
+  participant count or a picture included, migration 0010). A remembered page costs one lookup
+  of the two versions instead of its statements.
 
 Statements are built once per combination of filters; bound parameters carry the values.
 """
@@ -19,11 +23,13 @@ Statements are built once per combination of filters; bound parameters carry the
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, func, select, tuple_
+from sqlalchemy import Integer, and_, any_, bindparam, func, select, tuple_
+from sqlalchemy.dialects import postgresql
 
 from opencams.store.database import Prepared, Tx, prepared
 from opencams.store.records import GroupFilter
@@ -32,6 +38,7 @@ from opencams.store.tables import chat_group_counts, chat_group_versions, chat_g
 FILTER_FIELDS = ("channel_type", "status", "subject_contains", "group_type", "group_link")
 MAX_LISTS = 1024  # remembered lists per process (number × filter)
 MAX_ANCHORS = 64  # anchors per list
+MAX_PAGES = 256  # remembered pages per process (about 20 rows each: a few MB)
 SUBJECT_SEARCH = int(chat_groups.c.subject_search.type.length or 0)  # type: ignore[attr-defined]
 
 # chat_groups' columns of GroupRecord, in its order, without business_number (the caller's).
@@ -58,10 +65,45 @@ LIST_COLUMNS = (
     chat_groups.c.deleted_at,
 )
 VERSION_QUERY = prepared(
-    select(chat_group_versions.c.version).where(
+    select(chat_group_versions.c.version, chat_group_versions.c.content).where(
         chat_group_versions.c.number_id == bindparam("number_id")
     )
 )
+
+
+class Versions(NamedTuple):
+    """A number's list versions, read in a page's snapshot: `version` for Totals and anchors,
+    `content` for whole pages."""
+
+    version: int
+    content: int
+
+
+# PostgreSQL only: several numbers' versions in one statement (`number_id = ANY(array)`).
+VERSIONS_QUERY = prepared(
+    select(
+        chat_group_versions.c.number_id,
+        chat_group_versions.c.version,
+        chat_group_versions.c.content,
+    ).where(
+        chat_group_versions.c.number_id
+        == any_(bindparam("number_ids", type_=postgresql.ARRAY(Integer)))
+    )
+)
+NO_VERSIONS = Versions(0, 0)
+
+
+async def versions(tx: Tx, number_id: int) -> Versions:
+    row = (await tx.execute(VERSION_QUERY, {"number_id": number_id})).first()
+    return NO_VERSIONS if row is None else Versions(int(row.version), int(row.content))
+
+
+async def versions_of(tx: Tx, number_ids: Sequence[int]) -> dict[int, Versions]:
+    """Several numbers' versions in one statement (PostgreSQL); a number without a row has
+    none yet (0, 0)."""
+    rows = (await tx.execute(VERSIONS_QUERY, {"number_ids": list(number_ids)})).all()
+    return {row.number_id: Versions(int(row.version), int(row.content)) for row in rows}
+
 
 Anchor = tuple[int, str]  # (created_at, id) of the group just before an offset
 
@@ -187,10 +229,37 @@ class ListMemory:
         found.anchors.update(lesson.anchors)
 
 
+class PageMemory:
+    """Per process: the last pages read (any value: the caller's records), each valid for one
+    `content` of its number; least recently used first out."""
+
+    def __init__(self, size: int = MAX_PAGES) -> None:
+        self._size = size
+        self._pages: OrderedDict[tuple[Any, ...], tuple[int, Any]] = OrderedDict()
+
+    def recall(self, key: tuple[Any, ...], content: int) -> Any | None:
+        found = self._pages.get(key)
+        if found is None or found[0] != content:
+            return None
+        self._pages.move_to_end(key)
+        return found[1]
+
+    def keep(self, key: tuple[Any, ...], content: int, page: Any) -> None:
+        self._pages[key] = (content, page)
+        self._pages.move_to_end(key)
+        if len(self._pages) > self._size:
+            self._pages.popitem(last=False)
+
+
+def page_key(flt: GroupFilter, offset: int, limit: int) -> tuple[Any, ...]:
+    return (flt, offset, limit)
+
+
 async def read_page(
-    tx: Tx, memory: ListMemory, flt: GroupFilter, offset: int, limit: int
+    tx: Tx, memory: ListMemory, flt: GroupFilter, offset: int, limit: int, version: int
 ) -> tuple[int, Sequence[Any], Lesson]:
-    """Total and the page's rows (LIST_COLUMNS), in one unit of work; and what was learnt."""
+    """Total and the page's rows (LIST_COLUMNS), in the unit of work that read `version` (the
+    number's, `versions`); and what was learnt."""
     filters = shape(flt)
     if flt.subject_contains is not None and len(flt.subject_contains.casefold()) > SUBJECT_SEARCH:
         # Longer than any subject the column holds: it matches nothing (and SQLite refuses LIKE
@@ -198,8 +267,6 @@ async def read_page(
         return 0, [], Lesson((), 0)
     stmts = statements(filters)
     params = values(flt)
-    version = (await tx.execute(VERSION_QUERY, {"number_id": flt.number_id})).scalar()
-    version = int(version) if version is not None else 0
     key = (flt.number_id, filters, tuple(sorted(params.items())))
     known = memory.recall(key, version)
     lesson = Lesson(key, version)

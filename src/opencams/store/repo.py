@@ -93,7 +93,14 @@ class Store:
         self._tenancy: dict[tuple[str, str, str], tuple[float, NumberRecord]] = {}
         self._nonce_upsert = access.NONCE_UPSERT[database.dialect_name]
         self._lists = listing.ListMemory()
+        self._pages = listing.PageMemory()
         self._nonces: GroupCommit[dict[str, Any], bool] = GroupCommit(self._write_nonces)
+        # PostgreSQL: every request's reads of its key and of its list's versions are round
+        # trips; those of one turn of the event loop go as one statement each (store.batch).
+        # SQLite answers a lone statement faster than a batch could be gathered.
+        self._batched_reads = database.dialect_name == "postgresql"
+        self._key_reads: GroupCommit[str, AccessKeyRecord | None] = GroupCommit(self._read_keys)
+        self._version_reads: GroupCommit[int, listing.Versions] = GroupCommit(self._read_versions)
 
     def read(self) -> AbstractAsyncContextManager[Tx]:
         """One read-only unit of work (one snapshot)."""
@@ -105,15 +112,27 @@ class Store:
 
     async def dispose(self) -> None:
         try:
-            await self._nonces.drain()
+            for batch in (self._nonces, self._key_reads, self._version_reads):
+                await batch.drain()
         finally:
             await self.database.close()
 
     # --- what every signed request needs ------------------------------------------------------
 
     async def access_key(self, key_id: str) -> AccessKeyRecord | None:
-        # A lone statement: the database itself is its unit of work (one round trip).
+        """The key as the database holds it now (never cached: disabling a key takes effect
+        at once). A lone statement: the database itself is its unit of work."""
+        if self._batched_reads:
+            return await self._key_reads(key_id)
         return await access.access_key(self.database, key_id)
+
+    async def _read_keys(self, key_ids: Sequence[str]) -> list[AccessKeyRecord | None]:
+        found = await access.access_keys_by_id(self.database, sorted(set(key_ids)))
+        return [found.get(key_id) for key_id in key_ids]
+
+    async def _read_versions(self, number_ids: Sequence[int]) -> list[listing.Versions]:
+        found = await listing.versions_of(self.database, sorted(set(number_ids)))
+        return [found.get(number_id, listing.NO_VERSIONS) for number_id in number_ids]
 
     async def use_nonce(self, key_id: str, nonce: str, ttl_ms: int) -> bool:
         """Record a nonce; False when it was already used within its lifetime. Written with the
@@ -149,12 +168,28 @@ class Store:
         self, flt: GroupFilter, offset: int, limit: int
     ) -> tuple[int, list[GroupRecord]]:
         """One page of a number's live groups, newest first, and how many there are in all
-        (store.listing: counted Totals, remembered filtered Totals and page anchors)."""
+        (store.listing: counted Totals, remembered filtered Totals, anchors and whole pages)."""
+        key = listing.page_key(flt, offset, limit)
+        # A remembered page costs one statement (its own snapshot: one round trip on
+        # PostgreSQL); otherwise the versions are read again in the page's snapshot.
+        if self._batched_reads:
+            seen = await self._version_reads(flt.number_id)
+        else:
+            seen = await listing.versions(self.database, flt.number_id)
+        page: tuple[int, list[GroupRecord]] | None = self._pages.recall(key, seen.content)
+        if page is not None:
+            return page
         async with self.read() as tx:
-            total, rows, lesson = await listing.read_page(tx, self._lists, flt, offset, limit)
-        if lesson:  # read in one snapshot with the version it names
+            seen = await listing.versions(tx, flt.number_id)
+            total, rows, lesson = await listing.read_page(
+                tx, self._lists, flt, offset, limit, seen.version
+            )
+        # Both read in one snapshot with the versions they are kept under.
+        if lesson:
             self._lists.keep(lesson)
-        return total, [_listed(flt.business_number, row) for row in rows]
+        page = total, [_listed(flt.business_number, row) for row in rows]
+        self._pages.keep(key, seen.content, page)
+        return page
 
     async def group_members(
         self, number_id: int, group_id: str, offset: int, limit: int

@@ -138,6 +138,8 @@ chat_group_versions = Table(
     metadata,
     Column("number_id", Integer, primary_key=True),
     Column("version", BigInteger, nullable=False),
+    # Moves on every change a list item shows too (migration 0010): a remembered page's key.
+    Column("content", BigInteger, nullable=False, server_default=text("0")),
 )
 
 operations = Table(

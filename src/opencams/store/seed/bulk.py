@@ -319,7 +319,7 @@ def _seed_into(
 
 
 def _recount(writer: _Writer, number_ids: Sequence[int]) -> None:
-    """What the chat_groups triggers keep (migrations 0004, 0005), set for the seeded numbers
+    """What the chat_groups triggers keep (migrations 0004, 0005, 0010), set for the seeded numbers
     from their rows: live-group counts recounted, list versions moved on."""
     for start in range(0, len(number_ids), 500):
         chunk = list(number_ids[start : start + 500])
@@ -333,9 +333,10 @@ def _recount(writer: _Writer, number_ids: Sequence[int]) -> None:
         writer.execute(recount.format(within=within), chunk)
         for number_id in chunk:
             writer.execute(
-                "INSERT INTO chat_group_versions (number_id, version) VALUES (?, 1)"
+                "INSERT INTO chat_group_versions (number_id, version, content) VALUES (?, 1, 1)"
                 " ON CONFLICT (number_id) DO UPDATE"
-                " SET version = chat_group_versions.version + 1",
+                " SET version = chat_group_versions.version + 1,"
+                " content = chat_group_versions.content + 1",
                 (number_id,),
             )
 
