@@ -40,10 +40,10 @@ imports: $(STAMP)
 check: lint typecheck imports
 
 # Two workers, a test file to each in turn; then, alone, the tests marked serial (they restart
-# the machine's PostgreSQL or load both cores).
+# the machine's PostgreSQL or load both cores). The slowest tests of each part are listed.
 unit: $(STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadfile -m "not serial"
-	$(BIN)/pytest -q -m serial
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not serial" --durations=15
+	$(BIN)/pytest -q -m serial --durations=5
 
 # The console's browser tests drive Debian's chromium (tests/console): installed here when
 # missing and root, like wrk for the bench; without it they skip locally and fail under CI=true.

@@ -81,6 +81,7 @@ class Result:
     # webhooks of the run's writes applied), per request of the run.
     settled_cpu_ms_per_request: float | None = None
     settle_seconds: float | None = None
+    meta_cores: float | None = None  # a standalone simulator's CPU over the run (Meta's share)
     non_2xx: int = 0
     socket_errors: int = 0
     exhausted: int = 0
@@ -241,7 +242,7 @@ def measure(
 
     def one_run(
         duration: int, rps_guess: float
-    ) -> tuple[list[dict[str, Any]], tuple[float, float, float, float, float], int]:
+    ) -> tuple[list[dict[str, Any]], tuple[float, float, float, float, float, float], int]:
         nonlocal offset
         prefixes: list[Path | None] = []
         signed = 0
@@ -256,6 +257,8 @@ def measure(
             signed += count
             prefixes.append(prefix)
         pids = [pid for s in servers for pid in s.pids()]
+        metas = [s.meta_pid for s in servers if s.meta_pid is not None]
+        meta_before = sum(cpu_times(metas)) if metas else 0.0
         user_before, system_before = cpu_times(pids)
         busy_before, client_before = machine_busy(), children_cpu()
         db_before = database_cpu()
@@ -278,6 +281,7 @@ def measure(
             machine_busy() - busy_before,
             children_cpu() - client_before,
             sum(v - db_before.get(pid, 0.0) for pid, v in database_cpu().items()),
+            (sum(cpu_times(metas)) - meta_before) if metas else 0.0,
         )
         for used in prefixes:
             if used is not None:
@@ -292,7 +296,7 @@ def measure(
     while True:
         attempts += 1
         guess = max(warm_rps, 50.0) * (1.0 if attempts == 1 else 2.5)
-        outcomes, (user, system, busy, client, db_cpu), signed = one_run(load.duration, guess)
+        outcomes, (user, system, busy, client, db_cpu, meta), signed = one_run(load.duration, guess)
         exhausted = sum(o["exhausted"] for o in outcomes)
         if exhausted == 0 or attempts == 2 or scenario.action is None:
             break
@@ -316,7 +320,9 @@ def measure(
     result.cpu_system_share = system / cpu if cpu else 0.0
     result.client_cores = client / seconds if seconds else 0.0
     result.db_ms_per_request = db_cpu * 1000 / requests if requests else 0.0
-    others = busy - cpu - client - db_cpu
+    others = busy - cpu - client - db_cpu - meta
+    if any(s.meta_pid is not None for s in servers):
+        result.meta_cores = meta / seconds if seconds else 0.0
     result.other_cores = max(0.0, others) / seconds if seconds else 0.0
     result.cpu_busy_cores = cpu / seconds if seconds else 0.0
     result.rss_mb = rss_mb([pid for s in servers for pid in s.pids()])

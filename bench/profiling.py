@@ -266,6 +266,7 @@ CATEGORIES = (
     ("Starlette (routing, requests, responses)", ("starlette",)),
     ("uvicorn + httptools (HTTP)", ("uvicorn", "httptools")),
     ("granian", ("granian",)),
+    ("httpx, httpcore, anyio, h11 (HTTP client: Graph)", ("httpx", "httpcore", "anyio", "h11")),
     ("asyncio / uvloop (the event loop)", ("asyncio", "uvloop", "concurrent/futures")),
     ("opencams.rpc (parsing, signature, envelope)", ("opencams/rpc",)),
     ("opencams.access (authn, RAM policies, throttle, audit)", ("opencams/access",)),

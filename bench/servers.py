@@ -32,6 +32,7 @@ class Server:
     procs: list[subprocess.Popen[bytes]]
     log_path: Path
     pids_measured: list[int] = field(default_factory=list)
+    meta_pid: int | None = None  # a standalone simulator serving as this server's Meta
 
     @property
     def host(self) -> str:
@@ -170,7 +171,7 @@ def serve(
     procs = [proc]
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", procs, log_path)
-        yield Server(label, port, procs, log_path)
+        yield Server(label, port, procs, log_path, meta_pid=sandbox.pid if sandbox else None)
     finally:
         for running in [proc, *([sandbox] if sandbox else [])]:
             if running.poll() is None:

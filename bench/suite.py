@@ -22,6 +22,10 @@ def _settled(result: Result) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _cores(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def bench_database(
     backend: str, args: argparse.Namespace, load: Load, granian: Path | None
 ) -> dict[str, Any]:
@@ -82,7 +86,8 @@ def bench_database(
         "`add-standalone`: AddChatGroup with Meta outside the server (a standalone `opencams "
         "sandbox` on the same machine, its webhooks 1 s later); its settled CPU "
         f"({_settled(alone)} ms/req) is the server's CPU from the run's start until it was idle "
-        "again, every webhook of the run applied, per AddChatGroup."
+        "again, every webhook of the run applied, per AddChatGroup; the simulator (Meta) used "
+        f"{_cores(alone.meta_cores)} cores meanwhile, on the same machine."
     )
     if backend == "sqlite":
         # What durability costs (docs/deployment.md): the write path and the read path whose

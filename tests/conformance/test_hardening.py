@@ -297,6 +297,20 @@ def test_over_long_urls_and_headers_get_the_envelope(plain: LiveServer) -> None:
     assert (status, body["Code"]) == (400, "IncompleteSignature")
 
 
+def test_a_query_string_that_is_not_utf8_gets_its_code(plain: LiveServer) -> None:
+    """Raw bytes that are not UTF-8 in the URL (not percent-encoded): opencams' HTTP protocol
+    refuses them (`InvalidRequest`) before the endpoint, which has its own guard for servers
+    that pass them on (tests/rpc/test_endpoint_failures.py); never a 500."""
+    for query in (b"Action=\xff\xfe", b"Action=ListChatGroup&Subject=\xc0\x80"):
+        status, body = _envelope(_raw(plain, b"GET /?" + query + b" HTTP/1.1\r\nHost: h\r\n\r\n"))
+        assert status < 500, body
+        assert body["Code"] in ("InvalidParameter", "InvalidRequest"), body
+    # The connection and the server are fine afterwards: a well-formed call is answered.
+    status, body = _envelope(_raw(plain, b"GET /?Action=ListChatGroup HTTP/1.1\r\nHost: h\r\n\r\n"))
+    assert (status, body["Code"]) == (400, "MissingParameter")
+    assert "Version" in body["Message"]
+
+
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "HEAD"])
 def test_other_methods_get_the_envelope(plain: LiveServer, method: str) -> None:
     response = httpx.request(method, f"{plain.url}/", timeout=10)

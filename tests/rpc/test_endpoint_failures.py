@@ -6,6 +6,7 @@ where nothing listens); the bug is injected, the one failure here that cannot be
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -104,3 +105,36 @@ def test_every_action_declares_its_ram_action() -> None:
             assert action.ram_action == f"cams:{name}"
         else:  # AssumeRole: the role's trust decides, not a RAM policy
             assert (name, action.ram_action) == ("AssumeRole", None)
+
+
+async def test_a_query_string_that_is_not_utf8_is_a_bad_parameter(tmp_path: Any) -> None:
+    """The endpoint reads the query from the ASGI scope: bytes that are not UTF-8 (which
+    uvicorn's parser refuses, but another ASGI server may pass on) are InvalidParameter."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    db.upgrade(url)
+    store = Store.open(url)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "query_string": b"Action=\xff\xfe&Version=2020-06-06",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 1234),
+        "scheme": "http",
+    }
+    try:
+        await app_over(store)(scope, receive, send)
+    finally:
+        await store.dispose()
+    assert sent[0]["status"] == 400
+    body = json.loads(sent[1]["body"])
+    assert body["Code"] == "InvalidParameter"
+    assert "UTF-8" in body["Message"]

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from opencams.access.policy import (
     SYSTEM_POLICIES,
@@ -97,6 +97,10 @@ class Authorizer:
         # seconds, they save a database round trip on every request of a RAM user or role.
         self._ttl = cache_seconds
         self._attached: dict[tuple[str, str, str], tuple[float, list[tuple[str, str | None]]]] = {}
+        # A RAM user's decisions, for the attached policies as read (the same list object while
+        # it is cached) and every input of the evaluation: evaluation is a pure function of them,
+        # and a client repeats the same call from the same address within the same second.
+        self._decisions: dict[tuple[Any, ...], tuple[object, Decision]] = {}
 
     async def _attached_policies(
         self, account_id: str, kind: str, name: str
@@ -131,7 +135,7 @@ class Authorizer:
         if caller.principal_type == "SubUser":
             assert caller.user_name is not None
             attached = await self._attached_policies(caller.account_id, "user", caller.user_name)
-            decision = evaluate(_policies(attached), ctx)
+            decision = self._decided(attached, ctx)
             policy_type = "AccountLevelIdentityBasedPolicy"
         else:
             assert caller.role_name is not None
@@ -159,6 +163,20 @@ class Authorizer:
         raise ForbiddenRAM(
             decision.describe(), denied_detail(caller, ram_action, decision, policy_type)
         )
+
+    def _decided(self, attached: list[tuple[str, str | None]], ctx: RequestContext) -> Decision:
+        key = (id(attached), ctx.action, ctx.resource, *sorted(ctx.keys.items()))
+        found = self._decisions.get(key)
+        if found is not None and found[0] is attached:  # the same list, not one at its address
+            return found[1]
+        decision = evaluate(_policies(attached), ctx)
+        if len(self._decisions) >= MAX_DECISIONS:
+            self._decisions.clear()
+        self._decisions[key] = (attached, decision)
+        return decision
+
+
+MAX_DECISIONS = 4096
 
 
 def denied_detail(
