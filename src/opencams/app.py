@@ -54,7 +54,7 @@ from opencams.groups.messages import settle_interrupted
 from opencams.groups.sync import Syncer
 from opencams.metrics import webhook_outcome
 from opencams.observability import DatabaseGauges, MetricsPage, Readiness
-from opencams.rpc.endpoint import Endpoint
+from opencams.rpc.endpoint import Endpoint, Incoming
 from opencams.rpc.envelope import failure, new_request_id
 from opencams.sandbox import SandboxConfig, Simulator
 from opencams.store import access as access_store
@@ -460,10 +460,8 @@ class BrowserToConsole:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "GET" and not scope.get("query_string"):
-            request = Request(scope)
-            if "authorization" not in request.headers and "text/html" in request.headers.get(
-                "accept", ""
-            ):
+            incoming = Incoming.of(scope)
+            if "authorization" not in incoming.headers and "text/html" in incoming.header("accept"):
                 await RedirectResponse(f"{CONSOLE_PREFIX}/", 303)(scope, receive, send)
                 return
         await self._endpoint(scope, receive, send)

@@ -343,14 +343,14 @@ class Incoming:
             headers=headers,
         )
 
-    def header(self, name: str) -> str:
-        """The first value of a header, or ''."""
-        found = self.headers.get(name)
-        return found[0] if found else ""
-
     def header_or_none(self, name: str) -> str | None:
+        """The first value of a header (its lower-case name), or None."""
         found = self.headers.get(name)
         return found[0] if found else None
+
+    def header(self, name: str) -> str:
+        """The first value of a header, or ''."""
+        return self.header_or_none(name) or ""
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -86,10 +86,6 @@ def success_body(request_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {"RequestId": request_id, "Code": "OK", "Success": True, **fields}
 
 
-def success(request_id: str, fields: dict[str, Any]) -> Response:
-    return _response(200, success_body(request_id, fields), request_id)
-
-
 def failure_body(request_id: str, error: CamsError, host: str) -> dict[str, Any]:
     if isinstance(error, BusinessError):
         return {
