@@ -14,6 +14,8 @@ Create Date: 2026-12-12 09:00:00
 
 from __future__ import annotations
 
+import importlib
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -22,9 +24,11 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
+# The triggers this one replaces, as 0005 made them: what the downgrade puts back.
+_0005 = importlib.import_module("opencams.store.migrations.versions.0005_group_versions")
+
 # What a list shows, filters on or orders by (0005): moves `version` and `content`.
-LISTED = ("number_id", "channel_type", "status", "deleted_at", "subject_search", "group_type",
-          "group_link", "created_at", "id")  # fmt: skip
+LISTED: tuple[str, ...] = _0005.LISTED
 # What a list item shows besides (the rows a remembered page holds): moves `content` only.
 SHOWN = ("subject", "description", "meta_group_id", "invite_link", "profile_picture_url",
          "participant_count", "business_role", "join_approval_mode", "failure_reason",
@@ -102,47 +106,6 @@ AFTER INSERT OR DELETE OR UPDATE OF {", ".join(LISTED + SHOWN)} ON chat_groups
 FOR EACH ROW EXECUTE FUNCTION chat_group_versions_bump()
 """
 
-# 0005's, for the downgrade.
-OLD_SQLITE_UPDATE = f"""
-    CREATE TRIGGER chat_group_versions_update AFTER UPDATE OF {", ".join(LISTED)} ON chat_groups
-    WHEN {_changed(LISTED, "IS NOT")}
-    BEGIN
-        INSERT INTO chat_group_versions (number_id, version) VALUES (OLD.number_id, 1)
-        ON CONFLICT (number_id) DO UPDATE SET version = version + 1;
-        INSERT INTO chat_group_versions (number_id, version)
-        SELECT NEW.number_id, 1 WHERE NEW.number_id IS NOT OLD.number_id
-        ON CONFLICT (number_id) DO UPDATE SET version = version + 1;
-    END
-    """
-OLD_POSTGRESQL_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION chat_group_versions_bump() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    numbers integer[];
-    n integer;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        numbers := ARRAY[NEW.number_id];
-    ELSIF TG_OP = 'DELETE' THEN
-        numbers := ARRAY[OLD.number_id];
-    ELSIF {_changed(LISTED, "IS DISTINCT FROM")} THEN
-        numbers := ARRAY(SELECT DISTINCT unnest(ARRAY[OLD.number_id, NEW.number_id]) ORDER BY 1);
-    ELSE
-        RETURN NULL;
-    END IF;
-    FOREACH n IN ARRAY numbers LOOP
-        INSERT INTO chat_group_versions (number_id, version) VALUES (n, 1)
-        ON CONFLICT (number_id) DO UPDATE SET version = chat_group_versions.version + 1;
-    END LOOP;
-    RETURN NULL;
-END
-$$
-"""
-OLD_POSTGRESQL_TRIGGER = f"""
-CREATE TRIGGER chat_group_a_versions_bump
-AFTER INSERT OR DELETE OR UPDATE OF {", ".join(LISTED)} ON chat_groups
-FOR EACH ROW EXECUTE FUNCTION chat_group_versions_bump()
-"""
-
 
 def upgrade() -> None:
     op.add_column(
@@ -163,8 +126,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER chat_group_a_versions_bump ON chat_groups")
-        op.execute(OLD_POSTGRESQL_FUNCTION)
-        op.execute(OLD_POSTGRESQL_TRIGGER)
+        op.execute("DROP FUNCTION chat_group_versions_bump()")
+        op.execute(_0005.POSTGRESQL_FUNCTION)
+        op.execute(_0005.POSTGRESQL_TRIGGER)
         op.drop_column("chat_group_versions", "content")
         return
     # SQLite drops a column by copying the table: the triggers that write it go first.
@@ -172,11 +136,5 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER chat_group_versions_{name}")
     with op.batch_alter_table("chat_group_versions") as batch:
         batch.drop_column("content")
-    for row, name in (("NEW", "insert"), ("OLD", "delete")):
-        op.execute(
-            f"CREATE TRIGGER chat_group_versions_{name} AFTER {name.upper()} ON chat_groups"
-            f" BEGIN INSERT INTO chat_group_versions (number_id, version)"
-            f" VALUES ({row}.number_id, 1)"
-            f" ON CONFLICT (number_id) DO UPDATE SET version = version + 1; END"
-        )
-    op.execute(OLD_SQLITE_UPDATE)
+    for trigger in _0005.SQLITE_TRIGGERS:
+        op.execute(trigger)
